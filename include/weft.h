@@ -1,0 +1,22 @@
+/*
+ * weft.h - the umbrella header: a work-stealing task executor with futures.
+ *
+ *   weft/common.h  export macros, version, weft_now() and deadlines
+ *   weft/pool.h    worker pools: create, shutdown, destroy
+ *   weft/task.h    submitting tasks
+ *   weft/future.h  futures, callbacks, continuations, when_all/when_any,
+ *                  as_completed
+ *   weft/map.h     parallel for and map
+ *
+ * Start with docs/executor.md.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include "weft/common.h"
+#include "weft/pool.h"
+#include "weft/task.h"
+#include "weft/future.h"
+#include "weft/map.h"
+
+#endif /* WEFT_H */

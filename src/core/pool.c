@@ -1,0 +1,638 @@
+/*
+ * core/pool.c - pool lifecycle, the worker loop, and submission.
+ *
+ * The worker loop (worker_main), after Tokio's multi-thread scheduler and
+ * Go's findRunnable:
+ *   1. every FAIRNESS_INTERVAL tasks, look at the inject queue first, so
+ *      that a worker busy with its own deque still serves outside
+ *      submitters (Go and Tokio use 61);
+ *   2. its own deque, newest first (LIFO keeps the cache warm and bounds the
+ *      deque in fork/join trees);
+ *   3. a batch from the inject queue, oldest first;
+ *   4. become a searcher (at most half the workers) and steal from a random
+ *      victim onwards; a searcher spins for SPIN_NS before it parks, since a
+ *      wake-up costs 10-40 us in these VMs (DESIGN.md section 3);
+ *   5. park, by the protocol in idle.h.
+ *
+ * Shutdown and the drain check. The pool counts queue entries: every push
+ * (a worker's counter, or the inject lane's) is counted before the entry
+ * becomes visible, and every pop is counted after the popping worker has
+ * finished with it (run it, including whatever the task submitted). An
+ * outside submit that counted and then saw the pool closed records a
+ * rejection. The pool has drained when every worker is parked and
+ *      sum(popped) + rejected == sum(pushed),
+ * read in that order: a pop is counted only after its push, so reading pops
+ * first can only under-count them, and equality means no entry was in
+ * flight. Work cannot reappear afterwards: outside threads are refused and
+ * no worker is running a task.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/falloc.h"
+#include "core/future.h"
+#include "core/pool.h"
+#include "util/futex.h"
+#include "weft_config.h"
+
+#define FAIRNESS_INTERVAL 61
+#define INJECT_BATCH 16
+#define SPIN_NS 20000
+#define DEQUE_LOG2 10
+
+static _Thread_local struct weft__worker *tls_worker;
+
+__attribute__((noinline)) struct weft__worker *weft__current_worker(void)
+{
+	/* The barrier stops the compiler from reusing a thread-local address
+	 * computed before a call that may have moved the task. */
+	__asm__ __volatile__("" ::: "memory");
+	return tls_worker;
+}
+
+WEFT_API int weft_worker_index(void)
+{
+	struct weft__worker *w = weft__current_worker();
+
+	return w ? (int)w->index : -1;
+}
+
+WEFT_API unsigned weft_pool_workers(const struct weft_pool *pool)
+{
+	return pool ? pool->nworkers : 0;
+}
+
+WEFT_API void weft_pool_options_init(struct weft_pool_options *opts)
+{
+	if (opts)
+		memset(opts, 0, sizeof(*opts));
+}
+
+static inline void counter_inc(_Atomic uint64_t *c)
+{
+	/* Owner-only counter: a plain increment published with release (the
+	 * drain check's acquire loads pair with it). */
+	atomic_store_explicit(
+		c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+		memory_order_release);
+}
+
+/* xorshift64*: victim selection only. */
+static inline uint32_t next_rand(struct weft__worker *w)
+{
+	w->rng ^= w->rng >> 12;
+	w->rng ^= w->rng << 25;
+	w->rng ^= w->rng >> 27;
+	return (uint32_t)((w->rng * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+/* ---- submission ------------------------------------------------------- */
+
+/* @ref: take a new reference for the queue, or (false) hand it the
+ * caller's. On failure the caller keeps its reference either way. */
+static int push_inject(struct weft_pool *pool, struct weft_future *f,
+		       bool own_worker, bool ref)
+{
+	unsigned lane = weft__inject_lane_of_caller(&pool->inject);
+
+	weft__inject_count(&pool->inject, lane);
+	/* seq_cst load after the seq_cst count: pairs with the seq_cst store
+	 * of the state in shutdown, which then reads the counts. */
+	uint32_t s = atomic_load_explicit(&pool->state, memory_order_seq_cst);
+	if (s == POOL_STOPPED || (s != POOL_RUNNING && !own_worker)) {
+		atomic_fetch_add_explicit(&pool->rejected, 1,
+					  memory_order_seq_cst);
+		return -ESHUTDOWN;
+	}
+	if (ref)
+		weft_future_ref(f);
+	weft__inject_link(&pool->inject, lane, &f->link);
+	weft__idle_notify_one(&pool->idle);
+	return 0;
+}
+
+static int push(struct weft_pool *pool, struct weft_future *f, bool ref)
+{
+	struct weft__worker *w = weft__current_worker();
+
+	f->pool = pool;
+	if (w && w->pool == pool) {
+		/* Our own pool: no state check needed, a worker may submit
+		 * while the pool drains, and it cannot be STOPPED while one
+		 * of its tasks runs. */
+		int err;
+
+		/* The queue's reference must exist before a thief can take
+		 * the entry, run it and drop that reference. */
+		if (ref)
+			weft_future_ref(f);
+		counter_inc(&w->pushed);
+		if (weft__deque_push(&w->deque, f) == 0) {
+			weft__idle_notify_one(&pool->idle);
+			return 0;
+		}
+		/* Growth failed: the entry goes to the inject queue instead;
+		 * undo this count by counting a pop. */
+		counter_inc(&w->popped);
+		err = push_inject(pool, f, true, false);
+		if (err && ref)
+			weft_future_unref(f);
+		return err;
+	}
+	return push_inject(pool, f, false, ref);
+}
+
+int weft__pool_push(struct weft_pool *pool, struct weft_future *f)
+{
+	return push(pool, f, true);
+}
+
+static int submit(struct weft_pool *pool, uint8_t kind, void *fn, void *arg,
+		  struct weft_future **out)
+{
+	struct weft_future *f;
+	int err;
+
+	if (out)
+		*out = NULL;
+	if (!pool || !fn)
+		return -EINVAL;
+	f = weft__future_new(kind, fn, arg, 0);
+	if (!f)
+		return -ENOMEM;
+	if (!out) {
+		/* Detached: the queue takes over the only reference. */
+		err = push(pool, f, false);
+		if (err)
+			weft_future_unref(f);
+		return err;
+	}
+	err = push(pool, f, true);
+	if (err)
+		weft_future_unref(f);
+	else
+		*out = f;
+	return err;
+}
+
+WEFT_API int weft_submit(struct weft_pool *pool, weft_task_fn fn, void *arg,
+			 struct weft_future **out)
+{
+	return submit(pool, K_FN, (void *)fn, arg, out);
+}
+
+WEFT_API int weft_submit_routine(struct weft_pool *pool, weft_routine_fn fn,
+				 void *arg, struct weft_future **out)
+{
+	return submit(pool, K_ROUTINE, (void *)fn, arg, out);
+}
+
+WEFT_API bool weft_task_cancelled(void)
+{
+	struct weft__worker *w = weft__current_worker();
+
+	if (!w || !w->current)
+		return false;
+	return atomic_load_explicit(&w->current->cancel_req,
+				    memory_order_relaxed) ||
+	       weft__pool_cancelling(w->pool);
+}
+
+/* ---- running tasks ---------------------------------------------------- */
+
+void weft__worker_run(struct weft__worker *w, struct weft_future *f)
+{
+	if (weft__pool_cancelling(w->pool)) {
+		weft__future_complete(f, -ECANCELED, NULL);
+		return;
+	}
+	f->waiting_in = w->current;
+	w->current = f;
+	weft__future_run(f);
+	w->current = f->waiting_in;
+	f->waiting_in = NULL;
+}
+
+void weft__worker_process(struct weft__worker *w, struct weft_future *f)
+{
+	if (weft__future_claim(f, F_RUNNING))
+		weft__worker_run(w, f);
+	weft_future_unref(f); /* the queue's reference */
+	counter_inc(&w->popped);
+}
+
+struct weft_future *weft__worker_take_if(struct weft__worker *w,
+					 bool (*match)(struct weft_future *,
+						       void *),
+					 void *ctx)
+{
+	struct weft_future *f = weft__deque_take(&w->deque);
+
+	if (!f)
+		return NULL;
+	if (match(f, ctx))
+		return f;
+	/* Not ours: put it back where it was (the owner's end). The slot is
+	 * free, so this cannot need to grow. */
+	weft__deque_push(&w->deque, f);
+	return NULL;
+}
+
+/* ---- finding work ----------------------------------------------------- */
+
+/* Take a batch from the inject queue: run the oldest, queue the rest on the
+ * own deque, newest deepest, so that the owner pops them oldest first. */
+static struct weft_future *grab_inject(struct weft__worker *w)
+{
+	struct weft__inject_node *batch[INJECT_BATCH];
+	unsigned n = weft__inject_pop_batch(&w->pool->inject, w->index, batch,
+					    INJECT_BATCH);
+
+	if (n == 0)
+		return NULL;
+	for (unsigned i = n - 1; i >= 1; i--) {
+		struct weft_future *f = weft__future_of_node(batch[i]);
+
+		/* The entry moves from the lane to our deque: it was counted
+		 * when it was pushed on the lane, and this worker will count
+		 * its pop, whoever runs it, by counting this push too. */
+		counter_inc(&w->pushed);
+		counter_inc(&w->popped);
+		if (weft__deque_push(&w->deque, f) != 0) {
+			/* Out of memory growing the deque: run it now. */
+			counter_inc(&w->pushed);
+			weft__worker_process(w, f);
+		}
+	}
+	if (n > 1)
+		weft__idle_notify_one(&w->pool->idle);
+	return weft__future_of_node(batch[0]);
+}
+
+static struct weft_future *steal_round(struct weft__worker *w)
+{
+	struct weft_pool *pool = w->pool;
+	unsigned n = pool->nworkers;
+	unsigned start = next_rand(w) % n;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct weft__worker *v = &pool->workers[(start + i) % n];
+		void *item;
+
+		if (v == w)
+			continue;
+		do
+			item = weft__deque_steal(&v->deque);
+		while (item == WEFT__DEQUE_ABORT);
+		if (item)
+			return item;
+	}
+	return grab_inject(w);
+}
+
+static struct weft_future *search(struct weft__worker *w)
+{
+	int64_t until = 0;
+	struct weft_future *f;
+
+	for (;;) {
+		if ((f = steal_round(w)))
+			return f;
+		if (atomic_load_explicit(&w->pool->state,
+					 memory_order_relaxed) == POOL_STOPPED)
+			return NULL;
+		/* Spin a while before parking. */
+		if (until == 0)
+			until = weft_now() + SPIN_NS;
+		else if (weft_now() >= until)
+			return NULL;
+		for (int i = 0; i < 32; i++)
+			weft__cpu_relax();
+	}
+}
+
+static struct weft_future *find_work(struct weft__worker *w)
+{
+	struct weft_future *f = NULL;
+
+	if (++w->tick % FAIRNESS_INTERVAL == 0)
+		f = grab_inject(w);
+	if (!f)
+		f = weft__deque_take(&w->deque);
+	if (!f)
+		f = grab_inject(w);
+	if (!f) {
+		if (!w->searching && w->pool->nworkers > 1)
+			w->searching = weft__idle_try_search(&w->pool->idle);
+		if (w->searching)
+			f = search(w);
+	}
+	if (f && w->searching) {
+		/* Found work: the last searcher to stop wakes another, so
+		 * that parallelism ramps up one worker at a time. */
+		w->searching = false;
+		if (weft__idle_stop_search(&w->pool->idle))
+			weft__idle_notify_one(&w->pool->idle);
+	}
+	return f;
+}
+
+/* Work any worker could see right now (the re-check before sleeping). */
+static bool work_visible(struct weft_pool *pool)
+{
+	for (unsigned i = 0; i < pool->nworkers; i++)
+		if (weft__deque_size(&pool->workers[i].deque))
+			return true;
+	return weft__inject_maybe_nonempty(&pool->inject);
+}
+
+static void park(struct weft__worker *w)
+{
+	struct weft_pool *pool = w->pool;
+
+	weft__falloc_flush();
+	weft__idle_prepare_park(&pool->idle, w->index, w->searching);
+	w->searching = false;
+	if (atomic_load(&pool->state) == POOL_STOPPED)
+		weft__idle_notify_all(&pool->idle);
+	else if (work_visible(pool))
+		weft__idle_notify_one(&pool->idle);
+	if (atomic_load(&pool->state) != POOL_RUNNING) {
+		atomic_fetch_add(&pool->quiesce, 1);
+		weft__futex_wake(&pool->quiesce, 1);
+	}
+	weft__idle_park(&pool->idle, w->index);
+	w->searching = true;
+}
+
+static void *worker_main(void *arg)
+{
+	struct weft__worker *w = arg;
+	struct weft_pool *pool = w->pool;
+	char name[32];
+
+	tls_worker = w;
+	snprintf(name, sizeof(name), "%s-%u", pool->name, w->index);
+	name[15] = '\0'; /* the kernel's limit for thread names */
+#if WEFT_HAVE_PTHREAD_SETNAME_NP
+	pthread_setname_np(pthread_self(), name);
+#endif
+	if (pool->on_start)
+		pool->on_start(w->index, pool->hook_arg);
+	atomic_fetch_add(&pool->nstarted, 1);
+	weft__futex_wake(&pool->nstarted, 1);
+
+	for (;;) {
+		struct weft_future *f = find_work(w);
+
+		if (f) {
+			weft__worker_process(w, f);
+			continue;
+		}
+		if (atomic_load(&pool->state) == POOL_STOPPED)
+			break;
+		park(w);
+	}
+	if (pool->on_stop)
+		pool->on_stop(w->index, pool->hook_arg);
+	tls_worker = NULL;
+	return NULL;
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+static bool drained(struct weft_pool *pool)
+{
+	uint64_t popped = 0, pushed = 0;
+
+	if (weft__idle_parked(&pool->idle) != pool->nworkers)
+		return false;
+	/* Pops first (see the file comment). seq_cst loads: they pair with
+	 * the release in counter_inc() and keep the two sums in order. */
+	for (unsigned i = 0; i < pool->nworkers; i++)
+		popped += atomic_load(&pool->workers[i].popped);
+	popped += atomic_load(&pool->rejected);
+	for (unsigned i = 0; i < pool->nworkers; i++)
+		pushed += atomic_load(&pool->workers[i].pushed);
+	pushed += weft__inject_pushed(&pool->inject);
+	return popped == pushed &&
+	       weft__idle_parked(&pool->idle) == pool->nworkers;
+}
+
+static void join_workers(struct weft_pool *pool)
+{
+	atomic_store(&pool->state, POOL_STOPPED);
+	weft__idle_notify_all(&pool->idle);
+	for (unsigned i = 0; i < pool->nworkers; i++)
+		if (pool->workers[i].started)
+			pthread_join(pool->workers[i].thread, NULL);
+	pool->joined = true;
+}
+
+/* Free everything; the workers have been joined. Entries still queued are
+ * stale (their tasks completed or were cancelled): drop their references. */
+static void pool_free(struct weft_pool *pool)
+{
+	struct weft__inject_node *batch[INJECT_BATCH];
+	unsigned n;
+
+	for (unsigned i = 0; i < pool->nworkers; i++) {
+		struct weft__worker *w = &pool->workers[i];
+		struct weft_future *f;
+
+		if (!w->deque.retired && !atomic_load(&w->deque.array))
+			continue;
+		while ((f = weft__deque_take(&w->deque)))
+			weft_future_unref(f);
+		weft__deque_fini(&w->deque);
+	}
+	if (pool->inject.lanes) {
+		while ((n = weft__inject_pop_batch(&pool->inject, 0, batch,
+						   INJECT_BATCH)))
+			for (unsigned i = 0; i < n; i++)
+				weft_future_unref(
+					weft__future_of_node(batch[i]));
+		weft__inject_fini(&pool->inject);
+	}
+	weft__idle_fini(&pool->idle);
+	pthread_mutex_destroy(&pool->shutdown_lock);
+	free(pool->workers);
+	free(pool);
+}
+
+static unsigned lanes_for(unsigned nworkers)
+{
+	unsigned n = 4;
+
+	while (n < nworkers && n < 64)
+		n <<= 1;
+	return n;
+}
+
+WEFT_API int weft_pool_create(const struct weft_pool_options *opts,
+			      struct weft_pool **out)
+{
+	struct weft_pool_options defaults;
+	struct weft_pool *pool;
+	unsigned n;
+	int err = -ENOMEM;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!opts) {
+		weft_pool_options_init(&defaults);
+		opts = &defaults;
+	}
+	if (opts->workers > WEFT_MAX_WORKERS)
+		return -EINVAL;
+	n = opts->workers ? opts->workers : weft_cpu_count();
+
+	pool = calloc(1, sizeof(*pool));
+	if (!pool)
+		return -ENOMEM;
+	pool->nworkers = n;
+	snprintf(pool->name, sizeof(pool->name), "%s",
+		 opts->name ? opts->name : "weft");
+	pool->on_start = opts->on_worker_start;
+	pool->on_stop = opts->on_worker_stop;
+	pool->hook_arg = opts->hook_arg;
+	pthread_mutex_init(&pool->shutdown_lock, NULL);
+	atomic_init(&pool->state, POOL_RUNNING);
+
+	pool->workers = aligned_alloc(64, sizeof(*pool->workers) * n);
+	if (!pool->workers)
+		goto err_free;
+	memset(pool->workers, 0, sizeof(*pool->workers) * n);
+	if (weft__idle_init(&pool->idle, n) != 0) {
+		free(pool->workers);
+		goto err_free;
+	}
+	if (weft__inject_init(&pool->inject, lanes_for(n)) != 0)
+		goto err_unwind;
+	for (unsigned i = 0; i < n; i++) {
+		struct weft__worker *w = &pool->workers[i];
+
+		w->pool = pool;
+		w->index = i;
+		w->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
+		if (weft__deque_init(&w->deque, DEQUE_LOG2) != 0)
+			goto err_unwind;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct weft__worker *w = &pool->workers[i];
+
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			err = -EAGAIN;
+			goto err_unwind;
+		}
+		w->started = true;
+	}
+	/* Wait until every worker has run its start hook. */
+	for (;;) {
+		uint32_t s = atomic_load(&pool->nstarted);
+
+		if (s == n)
+			break;
+		weft__futex_wait(&pool->nstarted, s, WEFT_FOREVER);
+	}
+	*out = pool;
+	return 0;
+
+err_unwind:
+	join_workers(pool);
+	pool_free(pool);
+	return err;
+err_free:
+	pthread_mutex_destroy(&pool->shutdown_lock);
+	free(pool);
+	return -ENOMEM;
+}
+
+static bool on_own_worker(struct weft_pool *pool)
+{
+	struct weft__worker *w = weft__current_worker();
+
+	return w && w->pool == pool;
+}
+
+WEFT_API int weft_pool_shutdown(struct weft_pool *pool, unsigned flags,
+				int64_t deadline)
+{
+	struct timespec ts;
+	int err = 0;
+
+	if (!pool || (flags & ~(unsigned)WEFT_SHUTDOWN_CANCEL))
+		return -EINVAL;
+	if (on_own_worker(pool))
+		return -EDEADLK;
+
+	if (deadline == WEFT_FOREVER) {
+		pthread_mutex_lock(&pool->shutdown_lock);
+	} else {
+		ts.tv_sec = (time_t)(deadline / 1000000000);
+		ts.tv_nsec = (long)(deadline % 1000000000);
+		if (pthread_mutex_clocklock(&pool->shutdown_lock,
+					    CLOCK_MONOTONIC, &ts) != 0)
+			return -ETIMEDOUT;
+	}
+	if (pool->joined)
+		goto out_unlock;
+
+	/* Close the pool to outside submitters; seq_cst pairs with the load
+	 * in push_inject() (see drained()). Cancelling wins over draining. */
+	uint32_t s = atomic_load(&pool->state);
+	uint32_t to = (flags & WEFT_SHUTDOWN_CANCEL) ? POOL_CANCELLING
+		      : s == POOL_RUNNING	     ? POOL_DRAINING
+						     : s;
+	atomic_store(&pool->state, to);
+	/* Parked workers must wake to see queued work get cancelled. */
+	weft__idle_notify_all(&pool->idle);
+
+	for (;;) {
+		uint32_t seq = atomic_load(&pool->quiesce);
+		int64_t now, until;
+
+		if (drained(pool))
+			break;
+		now = weft_now();
+		if (now >= deadline) {
+			err = -ETIMEDOUT;
+			goto out_unlock;
+		}
+		/* Workers bump quiesce as they go idle; a 10 ms poll covers a
+		 * worker that went idle between our check and our sleep in a
+		 * way the sequence number did not show. */
+		until = now + 10000000;
+		weft__futex_wait(&pool->quiesce, seq,
+				 until < deadline ? until : deadline);
+	}
+	join_workers(pool);
+out_unlock:
+	pthread_mutex_unlock(&pool->shutdown_lock);
+	return err;
+}
+
+WEFT_API void weft_pool_destroy(struct weft_pool *pool)
+{
+	if (!pool)
+		return;
+	if (on_own_worker(pool)) {
+		fprintf(stderr,
+			"weft: weft_pool_destroy() called from a task of the "
+			"pool it destroys (pool %p); destroy it from outside "
+			"the pool\n",
+			(void *)pool);
+		abort();
+	}
+	if (weft_pool_shutdown(pool, 0, WEFT_FOREVER) != 0) {
+		fprintf(stderr, "weft: weft_pool_destroy(%p): shutdown failed\n",
+			(void *)pool);
+		abort();
+	}
+	pool_free(pool);
+}

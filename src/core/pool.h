@@ -1,0 +1,108 @@
+/*
+ * core/pool.h - the pool and its workers (internal).
+ *
+ * Threads: a pool has N worker threads, each running worker_main() in
+ * pool.c, plus whichever outside threads submit or shut it down. Lock
+ * order: shutdown_lock, then the idle sleepers lock (idle.c); a future's
+ * spinlock is never held while taking either.
+ */
+#ifndef WEFT_CORE_POOL_H
+#define WEFT_CORE_POOL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "weft/pool.h"
+#include "core/deque.h"
+#include "core/idle.h"
+#include "core/inject.h"
+
+struct weft_future;
+
+enum weft__pool_state {
+	POOL_RUNNING = 0,
+	POOL_DRAINING = 1,   /* outside submits refused, queued work runs */
+	POOL_CANCELLING = 2, /* outside submits refused, queued work cancelled */
+	POOL_STOPPED = 3,    /* workers exit */
+};
+
+struct weft__worker {
+	struct weft__deque deque;
+	/* Owner-written counters for the drain check, read by the shutdown
+	 * thread: entries pushed onto any queue by this worker, and entries
+	 * this worker has taken off a queue and finished processing. */
+	_Alignas(64) _Atomic uint64_t pushed;
+	_Atomic uint64_t popped;
+	struct weft_pool *pool;
+	unsigned index;
+	uint32_t tick;
+	uint64_t rng;
+	bool searching;
+	/* The task running on this worker's thread, innermost first through
+	 * waiting_in; NULL between tasks. Owner only. */
+	struct weft_future *current;
+	pthread_t thread;
+	bool started;
+};
+
+struct weft_pool {
+	unsigned nworkers;
+	struct weft__worker *workers;
+	struct weft__inject inject;
+	struct weft__idle idle;
+	_Alignas(64) _Atomic uint32_t state;
+	/* Outside submits that counted a push and then found the pool closed
+	 * (so never linked), for the drain check. */
+	_Atomic uint64_t rejected;
+	/* Bumped by workers that go idle while the pool is not RUNNING; the
+	 * shutdown thread sleeps on it. */
+	_Atomic uint32_t quiesce;
+	_Atomic uint32_t nstarted;
+	pthread_mutex_t shutdown_lock; /* serialises shutdown and join */
+	bool joined;                   /* protected by shutdown_lock */
+	weft_worker_hook on_start, on_stop;
+	void *hook_arg;
+	char name[16];
+};
+
+/*
+ * The worker the calling thread is, or NULL. Never cached by the compiler
+ * across a call (noinline plus a compiler barrier): once tasks migrate
+ * between threads a cached thread-local address would name the old thread
+ * (DESIGN.md section 2).
+ */
+struct weft__worker *weft__current_worker(void);
+
+/*
+ * Queue @f (state QUEUED, kind with a task) on @pool: on the caller's deque
+ * when it is one of the pool's workers, else on the inject queue. Takes a
+ * new reference for the queue. Returns 0 or -ESHUTDOWN (nothing queued).
+ */
+int weft__pool_push(struct weft_pool *pool, struct weft_future *f);
+
+/* Run the claimed task @f on the worker @w's thread, inline below the task
+ * that is running there (if any). */
+void weft__worker_run(struct weft__worker *w, struct weft_future *f);
+
+/* Whether the pool is cancelling its work (weft_task_cancelled()). */
+static inline bool weft__pool_cancelling(struct weft_pool *pool)
+{
+	return atomic_load_explicit(&pool->state, memory_order_relaxed) ==
+	       POOL_CANCELLING;
+}
+
+/* Pop one entry of @w's own deque that satisfies @match, for a waiter that
+ * wants to run its own queued work; NULL if the newest entry is not one
+ * (it is left in place). */
+struct weft_future *weft__worker_take_if(struct weft__worker *w,
+					 bool (*match)(struct weft_future *,
+						       void *),
+					 void *ctx);
+
+/* Process an entry taken from a queue: run it if it can be claimed, drop
+ * the queue's reference, count it. */
+void weft__worker_process(struct weft__worker *w, struct weft_future *f);
+
+#endif /* WEFT_CORE_POOL_H */
