@@ -65,10 +65,12 @@ enum {
 };
 
 /**
- * weft_cpu_count() - the number of CPUs this process may use: the CPUs in
- * its affinity mask, lowered to the cgroup CPU quota (cgroup v2 cpu.max of
- * its own and every parent cgroup, or v1 cpu.cfs_quota_us) rounded up.
- * Never less than 1. Any thread; reads /proc and /sys, so call it rarely.
+ * weft_cpu_count() - the number of CPUs the caller may use: the CPUs in the
+ * calling thread's affinity mask (the process's, unless this thread
+ * narrowed its own), lowered to the cgroup CPU quota (cgroup v2 cpu.max of
+ * the process's cgroup and every parent, or v1 cpu.cfs_quota_us) rounded
+ * up. Never less than 1. Any thread; reads /proc and /sys, so call it
+ * rarely.
  */
 WEFT_API unsigned weft_cpu_count(void);
 

@@ -61,7 +61,15 @@ WEFT_API void weft_future_unref(struct weft_future *f)
 	check_live(f, "weft_future_unref");
 	/* acq_rel: the release publishes this holder's last use; the acquire
 	 * in the final unref sees everyone's before freeing. */
-	prev = atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel);
+	/* The last holder needs no RMW: nobody else can take a reference
+	 * (that needs one already), so a plain acquire load decides. This is
+	 * the common case for detached tasks, whose queue entry holds the
+	 * only reference. */
+	if (atomic_load_explicit(&f->refs, memory_order_acquire) == 1)
+		prev = 1;
+	else
+		prev = atomic_fetch_sub_explicit(&f->refs, 1,
+						 memory_order_acq_rel);
 #if WEFT_DEBUG_CHECKS
 	if (prev == 0) {
 		fprintf(stderr,
@@ -89,6 +97,14 @@ void weft__future_complete(struct weft_future *f, int err, void *value)
 
 	f->value = err ? NULL : value;
 	f->err = err;
+	if (atomic_load_explicit(&f->refs, memory_order_acquire) == 1 &&
+	    !f->waiters && !f->arg2) {
+		/* Ours is the only reference, so nobody can be adding a
+		 * waiter (that needs a reference), and the acquire above saw
+		 * every earlier holder's list changes: no lock needed. */
+		atomic_store_explicit(&f->state, final, memory_order_relaxed);
+		return;
+	}
 	weft__spin_lock(&f->lock);
 	/* release: pairs with the acquire loads of state in readers, which
 	 * then read value and err. */
