@@ -73,17 +73,9 @@ static bool should_wake(struct weft__idle *idle, uint64_t s)
 	return SEARCHING(s) == 0 && UNPARKED(s) < idle->nworkers;
 }
 
-bool weft__idle_notify_one(struct weft__idle *idle)
+static bool wake_one(struct weft__idle *idle)
 {
 	unsigned w;
-
-	/* seq_cst fence: orders the caller's publication of work before the
-	 * read of state; the parker's side is the RMW in prepare_park()
-	 * followed by its fence (see idle.h). */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (!should_wake(idle, atomic_load_explicit(&idle->state,
-						    memory_order_relaxed)))
-		return false;
 
 	pthread_mutex_lock(&idle->lock);
 	if (!should_wake(idle, atomic_load(&idle->state)) ||
@@ -99,6 +91,26 @@ bool weft__idle_notify_one(struct weft__idle *idle)
 	pthread_mutex_unlock(&idle->lock);
 	unpark(&idle->parkers[w]);
 	return true;
+}
+
+bool weft__idle_notify_one(struct weft__idle *idle)
+{
+	/* seq_cst fence: orders the caller's publication of work before the
+	 * read of state; the parker's side is the RMW in prepare_park()
+	 * followed by its fence (see idle.h). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!should_wake(idle, atomic_load_explicit(&idle->state,
+						    memory_order_relaxed)))
+		return false;
+	return wake_one(idle);
+}
+
+bool weft__idle_notify_published(struct weft__idle *idle)
+{
+	if (!should_wake(idle, atomic_load_explicit(&idle->state,
+						    memory_order_seq_cst)))
+		return false;
+	return wake_one(idle);
 }
 
 void weft__idle_notify_all(struct weft__idle *idle)

@@ -64,6 +64,12 @@ bool weft__idle_stop_search(struct weft__idle *idle);
  * searching. Returns true if it woke one. */
 bool weft__idle_notify_one(struct weft__idle *idle);
 
+/* As notify_one, for a caller whose publication was itself a seq_cst
+ * read-modify-write that parkers re-check with seq_cst loads (an inject
+ * lane's tail exchange): both sides are then in the single total order of
+ * seq_cst operations, and the fence can go. */
+bool weft__idle_notify_published(struct weft__idle *idle);
+
 /* Any thread: wake every parked worker (shutdown). */
 void weft__idle_notify_all(struct weft__idle *idle);
 

@@ -60,8 +60,10 @@ static void lane_link(struct weft__inject_lane *l, struct weft__inject_node *n)
 	struct weft__inject_node *prev;
 
 	atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
-	/* acq_rel: the exchange orders producers among themselves. */
-	prev = atomic_exchange_explicit(&l->tail, n, memory_order_acq_rel);
+	/* seq_cst: orders producers among themselves, and is the
+	 * publication that a parker's seq_cst re-check of the tail pairs
+	 * with (weft__idle_notify_published() needs no fence after it). */
+	prev = atomic_exchange_explicit(&l->tail, n, memory_order_seq_cst);
 	/* release: pairs with the acquire loads of next in pop, publishing
 	 * the node's contents (the task) to the consumer. */
 	atomic_store_explicit(&prev->next, n, memory_order_release);

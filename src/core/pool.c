@@ -111,7 +111,7 @@ static int push_inject(struct weft_pool *pool, struct weft_future *f,
 	if (ref)
 		weft_future_ref(f);
 	weft__inject_link(&pool->inject, lane, &f->link);
-	weft__idle_notify_one(&pool->idle);
+	weft__idle_notify_published(&pool->idle);
 	return 0;
 }
 
