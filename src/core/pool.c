@@ -574,10 +574,19 @@ WEFT_API int weft_pool_shutdown(struct weft_pool *pool, unsigned flags,
 	if (deadline == WEFT_FOREVER) {
 		pthread_mutex_lock(&pool->shutdown_lock);
 	} else {
-		ts.tv_sec = (time_t)(deadline / 1000000000);
-		ts.tv_nsec = (long)(deadline % 1000000000);
-		if (pthread_mutex_clocklock(&pool->shutdown_lock,
-					    CLOCK_MONOTONIC, &ts) != 0)
+		/* pthread_mutex_timedlock() takes CLOCK_REALTIME; convert the
+		 * monotonic deadline to it. (pthread_mutex_clocklock() would
+		 * not need this, but ThreadSanitizer does not intercept it
+		 * and then reports the unlock as a bug.) */
+		struct timespec now;
+		int64_t left = deadline - weft_now(), abs_ns;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		abs_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec +
+			 (left > 0 ? left : 0);
+		ts.tv_sec = (time_t)(abs_ns / 1000000000);
+		ts.tv_nsec = (long)(abs_ns % 1000000000);
+		if (pthread_mutex_timedlock(&pool->shutdown_lock, &ts) != 0)
 			return -ETIMEDOUT;
 	}
 	if (pool->joined)

@@ -283,11 +283,12 @@ int stress_finish(void)
 		printf("%s: failure kind %d: %lu x, first: %s\n", prog_name,
 		       i + 1, fail_kinds[i].count, fail_kinds[i].first);
 	pthread_mutex_unlock(&fail_lock);
-	printf("%s: %s: %llu task bodies, %.1f s, seed=%llu scale=%u%%",
-	       prog_name, fails ? "FAIL" : "PASS",
-	       (unsigned long long)atomic_load(&stress_tasks_ctr),
-	       stress_elapsed(), (unsigned long long)stress_opt.seed,
-	       stress_opt.scale);
+	printf("%s: %s: ", prog_name, fails ? "FAIL" : "PASS");
+	if (atomic_load(&stress_tasks_ctr))
+		printf("%llu task bodies, ",
+		       (unsigned long long)atomic_load(&stress_tasks_ctr));
+	printf("%.1f s, seed=%llu scale=%u%%", stress_elapsed(),
+	       (unsigned long long)stress_opt.seed, stress_opt.scale);
 	if (fails)
 		printf(", %lu failed checks (rerun with --seed=%llu "
 		       "--scale=%u)",

@@ -442,8 +442,8 @@ int main(int argc, char **argv)
 	stress_set_dump(dump);
 	for (unsigned k = 0; k < NSLOTS; k++)
 		pthread_mutex_init(&slots[k].lock, NULL);
-	size_t n_storm2 = stress_scaled(600000, 400);
-	size_t n_storm4 = stress_scaled(400000, 400);
+	size_t n_storm2 = stress_scaled(750000, 400);
+	size_t n_storm4 = stress_scaled(500000, 400);
 	size_t n_gated = stress_scaled(200000, 200);
 	unsigned gated_rounds = (unsigned)stress_scaled(400, 4);
 	size_t biggest = n_storm2 > n_storm4 ? n_storm2 : n_storm4;

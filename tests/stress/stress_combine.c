@@ -484,7 +484,7 @@ int main(int argc, char **argv)
 	stress_set_dump(dump);
 	for (unsigned k = 0; k < NSLOTS; k++)
 		pthread_mutex_init(&table[k].lock, NULL);
-	size_t n = stress_scaled(1000000, 400);
+	size_t n = stress_scaled(1500000, 400);
 	/* per source at most: itself, 6 links or 4 nested ids, 1 combinator */
 	stress_track_init(&tr, n * 8 + 1024);
 	stress_track_default(&tr);

@@ -204,6 +204,29 @@ static void consumer_main(void *arg, unsigned index)
 	stress_where("done", r->round_no);
 }
 
+/* After a round: every node popped once, the queue empty. */
+static void check_drained(struct round *r)
+{
+	unsigned long long round_no = (unsigned long long)r->round_no;
+	STRESS_CHECK(atomic_load(&r->popped_total) == r->total,
+		     "round %llu: popped %zu of %zu", round_no,
+		     atomic_load(&r->popped_total), r->total);
+	size_t bad = 0;
+	for (size_t i = 0; i < r->total; i++) {
+		if (atomic_load(&r->nodes[i].popped) != 1 && bad++ < 10)
+			stress_fail("round %llu: node %zu popped %u times",
+				    round_no, i,
+				    atomic_load(&r->nodes[i].popped));
+	}
+	STRESS_CHECK(!weft__inject_maybe_nonempty(&r->q),
+		     "round %llu: maybe_nonempty after every node was popped",
+		     round_no);
+	struct weft__inject_node *extra[4];
+	STRESS_CHECK(weft__inject_pop_batch(&r->q, 0, extra, 4) == 0,
+		     "round %llu: pop_batch found nodes after the end",
+		     round_no);
+}
+
 static size_t run_round(uint64_t round_no, size_t total, uint64_t *rng)
 {
 	struct round *r = calloc(1, sizeof(*r));
@@ -260,29 +283,9 @@ static size_t run_round(uint64_t round_no, size_t total, uint64_t *rng)
 	atomic_store(&r->go_consume, true);
 	stress_threads_join(cons);
 
-	if (atomic_load(&r->stuck)) {
-		/* nodes are stranded in the queue: do not look further */
-		goto out;
-	}
-	STRESS_CHECK(atomic_load(&r->popped_total) == r->total,
-		     "round %llu: popped %zu of %zu",
-		     (unsigned long long)round_no,
-		     atomic_load(&r->popped_total), r->total);
-	size_t bad = 0;
-	for (size_t i = 0; i < r->total; i++) {
-		if (atomic_load(&r->nodes[i].popped) != 1 && bad++ < 10)
-			stress_fail("round %llu: node %zu popped %u times",
-				    (unsigned long long)round_no, i,
-				    atomic_load(&r->nodes[i].popped));
-	}
-	STRESS_CHECK(!weft__inject_maybe_nonempty(&r->q),
-		     "round %llu: maybe_nonempty after every node was popped",
-		     (unsigned long long)round_no);
-	struct weft__inject_node *extra[4];
-	STRESS_CHECK(weft__inject_pop_batch(&r->q, 0, extra, 4) == 0,
-		     "round %llu: pop_batch found nodes after the end",
-		     (unsigned long long)round_no);
-out:
+	/* when nodes are stranded (stuck), the consumer has said so */
+	if (!atomic_load(&r->stuck))
+		check_drained(r);
 	cur_round = NULL;
 	weft__inject_fini(&r->q);
 	size_t n = r->total;

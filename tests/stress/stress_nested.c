@@ -421,8 +421,8 @@ int main(int argc, char **argv)
 {
 	stress_init(argc, argv, "stress_nested");
 	stress_set_dump(dump);
-	uint64_t n2 = stress_scaled(1800000, 2000);
-	uint64_t n4 = stress_scaled(1200000, 2000);
+	uint64_t n2 = stress_scaled(2600000, 2000);
+	uint64_t n4 = stress_scaled(1800000, 2000);
 	/* a phase overshoots its target by at most one tree: a deep tree
 	 * has fewer than 3^10 nodes, a wide one 1111 */
 	stress_track_init(&tr, (size_t)(n2 > n4 ? n2 : n4) + 90000);

@@ -548,7 +548,7 @@ int main(int argc, char **argv)
 {
 	stress_init(argc, argv, "stress_shutdown");
 	stress_set_dump(dump);
-	unsigned rounds = (unsigned)stress_scaled(500, 6);
+	unsigned rounds = (unsigned)stress_scaled(800, 6);
 	size_t quota = 500;
 	stress_track_init(&tr, quota * 4 * 13 + 64);
 	stress_track_default(&tr);

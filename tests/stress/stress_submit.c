@@ -419,7 +419,7 @@ static void phase_crosspool(size_t relays)
 int main(int argc, char **argv)
 {
 	stress_init(argc, argv, "stress_submit");
-	size_t n_prod = stress_scaled(1500000, 600);
+	size_t n_prod = stress_scaled(1900000, 600);
 	size_t n_ping1 = stress_scaled(40000, 100);
 	size_t n_ping4 = stress_scaled(120000, 400);
 	size_t n_relay = stress_scaled(100000, 400);
