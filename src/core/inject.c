@@ -118,6 +118,9 @@ static struct weft__inject_node *lane_pop(struct weft__inject_lane *l)
 	}
 	if (next) {
 		atomic_store_explicit(&l->head, next, memory_order_relaxed);
+		/* The next pop reads next->next, written by the producer on
+		 * another core: start that miss now. */
+		__builtin_prefetch(next);
 		return head;
 	}
 	if (atomic_load_explicit(&l->tail, memory_order_acquire) != head)

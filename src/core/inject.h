@@ -29,9 +29,12 @@ struct weft__inject_node {
 };
 
 struct weft__inject_lane {
-	/* Producers' line: the tail they exchange and the push count. */
+	/* The tail producers exchange (consumers read it too). */
 	_Alignas(64) _Atomic(struct weft__inject_node *) tail;
-	_Atomic uint64_t pushed;
+	/* The push count, on a line of its own: only producers write it and
+	 * only shutdown reads it, so it stays in the producer's cache instead
+	 * of moving with the tail to every consumer that looks at the lane. */
+	_Alignas(64) _Atomic uint64_t pushed;
 	/* Consumer's line. head is written only under consumer_lock; it is
 	 * atomic because emptiness checks read it without the lock. */
 	_Alignas(64) _Atomic uint32_t consumer_lock;
