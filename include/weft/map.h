@@ -45,20 +45,29 @@ WEFT_API int weft_parallel_for(struct weft_pool *pool, size_t begin,
 			       void *arg);
 
 /**
- * A map body: read one item at @in, write its result at @out, return 0 or a
- * negative code to stop the map.
+ * A map body: read @count consecutive items starting at @in (each in_size
+ * bytes), write their results starting at @out (each out_size bytes), and
+ * return 0, or a negative code to stop the map (results of items the
+ * failing call did not write are left as they were). Called concurrently
+ * on disjoint blocks; a body that handles one item at a time is a loop
+ * over count.
  */
-typedef int (*weft_map_fn)(const void *in, void *out, void *arg);
+typedef int (*weft_map_fn)(const void *in, void *out, size_t count,
+			   void *arg);
 
 /**
- * weft_map() - out[i] = fn(in[i]) for i in [0, @n), like Executor.map:
+ * weft_map() - out[i] = f(in[i]) for i in [0, @n), like Executor.map:
  * results land in input order. @in holds @n items of @in_size bytes, @out
  * room for @n results of @out_size bytes; the caller owns both, and they
- * may be the same array when the sizes match.
- * @chunk: as for weft_parallel_for().
- * Returns 0; the first error a body returned (results of items that did not
- * run are left as they were); -EINVAL (NULL pointers, a zero size);
- * -ESHUTDOWN; -ENOMEM. n == 0 returns 0. Any thread; blocks until done.
+ * may be the same array when the sizes match. @fn is called once per block
+ * [b, e), with in + b * @in_size, out + b * @out_size and count e - b >= 1.
+ * @chunk: 0 to let the block size adapt, as weft_parallel_for() does;
+ *         otherwise every call gets exactly @chunk items (the last may get
+ *         fewer).
+ * Returns 0; the first error a body returned (results of items no call
+ * wrote are left as they were); -EINVAL (NULL pointers, a zero size, @n
+ * items of either size overflow size_t); -ESHUTDOWN; -ENOMEM. n == 0
+ * returns 0 without calling @fn. Any thread; blocks until done.
  */
 WEFT_API int weft_map(struct weft_pool *pool, const void *in, size_t in_size,
 		      void *out, size_t out_size, size_t n, size_t chunk,

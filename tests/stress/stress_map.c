@@ -7,7 +7,8 @@
  *   pfor        parallel_for over a random range, lazy splitting (chunk 0)
  *               or a fixed chunk, with cheap, costly or irregular bodies
  *   pfor-error  the same with one or two indices whose body fails
- *   map         weft_map with different in/out sizes, or in place
+ *   map         weft_map with different in/out sizes, or in place, lazy
+ *               splitting (chunk 0) or a fixed chunk
  *   map-error   weft_map whose body fails at one index
  *   nested      a task that runs a parallel_for whose bodies run parallel
  *               loops of their own
@@ -240,10 +241,11 @@ static void do_pfor(struct thread_state *ts, bool with_error)
 /* ---- map ---------------------------------------------------------------- */
 
 struct mapctx {
-	struct ctx *c;      /* hits by index */
+	struct ctx *c;      /* hits by index; c->chunk is the map's chunk */
 	const void *in_base;
 	size_t in_size;
 	size_t fail_idx;
+	const uint64_t *out_base;
 };
 
 static uint64_t map_f(uint64_t x)
@@ -251,16 +253,10 @@ static uint64_t map_f(uint64_t x)
 	return x * 2654435761u + 17;
 }
 
-static int map_body(const void *in, void *out, void *arg)
+/* One item of a block; returns 0, or the error that stops the map. */
+static int map_item(struct mapctx *m, const char *in, uint64_t *out,
+		    size_t idx)
 {
-	struct mapctx *m = arg;
-	size_t idx = (size_t)((const char *)in - (const char *)m->in_base) /
-		     m->in_size;
-	STRESS_CHECK(!atomic_load(&m->c->returned),
-		     "map call %llu: a body ran after the call returned",
-		     (unsigned long long)m->c->call_no);
-	STRESS_CHECK(idx < m->c->end, "map body for item %zu of %zu", idx,
-		     m->c->end);
 	if (idx >= m->c->end)
 		return -EFAULT;
 	uint8_t prev = atomic_fetch_add_explicit(&m->c->hits[idx], 1,
@@ -285,6 +281,39 @@ static int map_body(const void *in, void *out, void *arg)
 	return 0;
 }
 
+static int map_body(const void *in, void *out, size_t count, void *arg)
+{
+	struct mapctx *m = arg;
+	const struct ctx *c = m->c;
+	size_t first = (size_t)((const char *)in - (const char *)m->in_base) /
+		       m->in_size;
+	STRESS_CHECK(!atomic_load(&c->returned),
+		     "map call %llu: a body ran after the call returned",
+		     (unsigned long long)c->call_no);
+	STRESS_CHECK(count >= 1 && first < c->end && count <= c->end - first,
+		     "map body for items [%zu, +%zu) of %zu", first, count,
+		     c->end);
+	STRESS_CHECK((const uint64_t *)out == m->out_base + first,
+		     "map call %llu: block at item %zu writes at item %td",
+		     (unsigned long long)c->call_no, first,
+		     (const uint64_t *)out - m->out_base);
+	if (c->chunk)
+		STRESS_CHECK(first % c->chunk == 0 &&
+				     (count == c->chunk ||
+				      (first + count == c->end &&
+				       count < c->chunk)),
+			     "map call %llu: chunk %zu gave [%zu, +%zu)",
+			     (unsigned long long)c->call_no, c->chunk, first,
+			     count);
+	for (size_t j = 0; j < count; j++) {
+		int rc = map_item(m, (const char *)in + j * m->in_size,
+				  (uint64_t *)out + j, first + j);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 #define SENTINEL 0xdeadbeefcafef00dull
 
 static void do_map(struct thread_state *ts, bool with_error)
@@ -296,7 +325,7 @@ static void do_map(struct thread_state *ts, bool with_error)
 	bool in_place = stress_below(rng, 3) == 0;
 	size_t in_size = in_place ? 8 : 4;
 	struct ctx *c = ctx_new(0, n, next_call(ts));
-	struct mapctx m = {c, NULL, in_size, SIZE_MAX};
+	struct mapctx m = {c, NULL, in_size, SIZE_MAX, NULL};
 	if (with_error)
 		m.fail_idx = (size_t)stress_below(rng, n);
 	uint64_t *out = malloc((n ? n : 1) * 8);
@@ -318,6 +347,8 @@ static void do_map(struct thread_state *ts, bool with_error)
 		m.in_base = in32;
 	}
 	size_t chunk = stress_below(rng, 2) ? 0 : 1 + (size_t)stress_below(rng, 300);
+	c->chunk = chunk;
+	m.out_base = out;
 	stress_where("map", c->call_no);
 	int rc = weft_map(pool, m.in_base, in_size, out, 8, n, chunk, map_body,
 			  &m);

@@ -344,10 +344,11 @@ static int noop_range(size_t b, size_t e, void *arg)
 	return 0;
 }
 
-static int noop_map(const void *in, void *out, void *arg)
+static int noop_map(const void *in, void *out, size_t count, void *arg)
 {
 	(void)in;
 	(void)out;
+	(void)count;
 	(void)arg;
 	stress_fail("a map body ran on a pool that was shut down");
 	return 0;

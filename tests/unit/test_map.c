@@ -13,13 +13,24 @@
 
 /* weft_map(): int in, long long out, so the two strides differ. */
 
-static int times3_plus1(const void *in, void *out, void *arg)
-{
-	atomic_int *calls = arg;
+struct tally {
+	atomic_int calls;
+	atomic_int items;	/* sum of count */
+};
 
-	if (calls)
-		atomic_fetch_add(calls, 1);
-	*(long long *)out = (long long)*(const int *)in * 3 + 1;
+/* @arg, when not NULL, is a struct tally. */
+static int times3_plus1(const void *in, void *out, size_t count, void *arg)
+{
+	const int *x = in;
+	long long *y = out;
+	struct tally *t = arg;
+
+	if (t) {
+		atomic_fetch_add(&t->calls, 1);
+		atomic_fetch_add(&t->items, (int)count);
+	}
+	for (size_t i = 0; i < count; i++)
+		y[i] = (long long)x[i] * 3 + 1;
 	return 0;
 }
 
@@ -27,7 +38,7 @@ static void check_map(struct weft_pool *pool, size_t n, size_t chunk)
 {
 	int *in = malloc((n ? n : 1) * sizeof(*in));
 	long long *out = malloc((n + 1) * sizeof(*out));
-	atomic_int calls = 0;
+	struct tally t = { 0, 0 };
 
 	cr_assert(in && out);
 	for (size_t i = 0; i < n; i++)
@@ -35,8 +46,8 @@ static void check_map(struct weft_pool *pool, size_t n, size_t chunk)
 	for (size_t i = 0; i <= n; i++)
 		out[i] = -7;
 	cr_assert_eq(weft_map(pool, in, sizeof(*in), out, sizeof(*out), n, chunk,
-			      times3_plus1, &calls), 0, "n %zu chunk %zu", n, chunk);
-	cr_assert_eq(atomic_load(&calls), (int)n, "n %zu chunk %zu", n, chunk);
+			      times3_plus1, &t), 0, "n %zu chunk %zu", n, chunk);
+	cr_assert_eq(atomic_load(&t.items), (int)n, "n %zu chunk %zu", n, chunk);
 	for (size_t i = 0; i < n; i++)
 		cr_assert_eq(out[i], ((long long)i - 50) * 3 + 1,
 			     "n %zu chunk %zu: out[%zu] = %lld", n, chunk, i, out[i]);
@@ -82,10 +93,15 @@ Test(map, more_workers_than_cores, .timeout = 30)
 	weft_pool_destroy(pool);
 }
 
-static int square_in_place(const void *in, void *out, void *arg)
+static int square_in_place(const void *in, void *out, size_t count,
+			   void *arg)
 {
+	const long *x = in;
+	long *y = out;
+
 	(void)arg;
-	*(long *)out = *(const long *)in * *(const long *)in;
+	for (size_t i = 0; i < count; i++)
+		y[i] = x[i] * x[i];
 	return 0;
 }
 
@@ -111,13 +127,13 @@ Test(map, zero_sizes_are_einval, .timeout = 30)
 	struct weft_pool *pool = pool_new(1);
 	int in[4] = { 1, 2, 3, 4 };
 	long long out[4] = { 0 };
-	atomic_int calls = 0;
+	struct tally t = { 0, 0 };
 
 	cr_assert_eq(weft_map(pool, in, 0, out, sizeof(*out), 4, 0, times3_plus1,
-			      &calls), -EINVAL);
+			      &t), -EINVAL);
 	cr_assert_eq(weft_map(pool, in, sizeof(*in), out, 0, 4, 0, times3_plus1,
-			      &calls), -EINVAL);
-	cr_assert_eq(atomic_load(&calls), 0);
+			      &t), -EINVAL);
+	cr_assert_eq(atomic_load(&t.calls), 0);
 	weft_pool_destroy(pool);
 }
 
@@ -126,17 +142,17 @@ Test(map, null_arguments_are_einval, .timeout = 30)
 	struct weft_pool *pool = pool_new(1);
 	int in[4] = { 1, 2, 3, 4 };
 	long long out[4] = { 0 };
-	atomic_int calls = 0;
+	struct tally t = { 0, 0 };
 
 	cr_assert_eq(weft_map(NULL, in, sizeof(*in), out, sizeof(*out), 4, 0,
-			      times3_plus1, &calls), -EINVAL);
+			      times3_plus1, &t), -EINVAL);
 	cr_assert_eq(weft_map(pool, NULL, sizeof(*in), out, sizeof(*out), 4, 0,
-			      times3_plus1, &calls), -EINVAL);
+			      times3_plus1, &t), -EINVAL);
 	cr_assert_eq(weft_map(pool, in, sizeof(*in), NULL, sizeof(*out), 4, 0,
-			      times3_plus1, &calls), -EINVAL);
+			      times3_plus1, &t), -EINVAL);
 	cr_assert_eq(weft_map(pool, in, sizeof(*in), out, sizeof(*out), 4, 0,
-			      NULL, &calls), -EINVAL);
-	cr_assert_eq(atomic_load(&calls), 0);
+			      NULL, &t), -EINVAL);
+	cr_assert_eq(atomic_load(&t.calls), 0);
 	weft_pool_destroy(pool);
 }
 
@@ -163,19 +179,26 @@ struct fail_at {
 	const int *base;
 	size_t fail_index;
 	atomic_int processed;
+	atomic_int not_one;	/* calls whose count was not 1 (chunk 1) */
 };
 
-static int fail_at_item(const void *in, void *out, void *arg)
+static int fail_at_item(const void *in, void *out, size_t count, void *arg)
 {
 	struct fail_at *fa = arg;
-	size_t i = (size_t)((const int *)in - fa->base);
+	size_t first = (size_t)((const int *)in - fa->base);
 
-	atomic_fetch_add(&fa->processed, 1);
-	if (i == fa->fail_index)
-		return -EIO;
-	if (i > fa->fail_index)
-		busy_ns(ITEM_NS);
-	*(int *)out = 1;
+	if (count != 1)
+		atomic_fetch_add(&fa->not_one, 1);
+	for (size_t j = 0; j < count; j++) {
+		size_t i = first + j;
+
+		atomic_fetch_add(&fa->processed, 1);
+		if (i == fa->fail_index)
+			return -EIO;
+		if (i > fa->fail_index)
+			busy_ns(ITEM_NS);
+		((int *)out)[j] = 1;
+	}
 	return 0;
 }
 
@@ -191,8 +214,11 @@ Test(map, first_error_stops_the_map, .timeout = 30)
 	fa.base = in;
 	fa.fail_index = 10;
 	atomic_init(&fa.processed, 0);
+	atomic_init(&fa.not_one, 0);
 	cr_assert_eq(weft_map(pool, in, sizeof(*in), out, sizeof(*out), BIG, 1,
 			      fail_at_item, &fa), -EIO);
+	/* chunk 1: a call is one item, so "later chunks" are later items. */
+	cr_assert_eq(atomic_load(&fa.not_one), 0);
 	cr_assert_lt(atomic_load(&fa.processed), BIG / 10,
 		     "%d of %d items ran after the error", atomic_load(&fa.processed),
 		     BIG);
@@ -203,6 +229,129 @@ Test(map, first_error_stops_the_map, .timeout = 30)
 	cr_assert_eq(out[10], 0);
 	free(in);
 	free(out);
+	weft_pool_destroy(pool);
+}
+
+/*
+ * Block shape: which items each body call got. The index of a call's first
+ * item is read from @in and checked against @out, so a body handed in and
+ * out at different offsets is caught too.
+ */
+#define BLOCK_N 100000
+
+struct blocks {
+	const int *in;
+	long long *out;
+	size_t n, chunk;
+	atomic_int hits[BLOCK_N];
+	atomic_size_t items;	/* sum of count over all calls */
+	atomic_int calls;
+	atomic_int empty_calls;	/* count == 0 */
+	atomic_int bad_place;	/* out of range, or in and out disagree */
+	atomic_int misaligned;	/* chunk > 0: first item not k * chunk */
+	atomic_int short_calls;	/* chunk > 0: count != chunk */
+	atomic_size_t short_begin, short_end;
+};
+
+static int record_block(const void *in, void *out, size_t count, void *arg)
+{
+	struct blocks *b = arg;
+	size_t first = (size_t)((const int *)in - b->in);
+
+	atomic_fetch_add(&b->calls, 1);
+	atomic_fetch_add(&b->items, count);
+	if (count == 0) {
+		atomic_fetch_add(&b->empty_calls, 1);
+		return 0;
+	}
+	if ((const int *)in < b->in || first >= b->n || count > b->n - first ||
+	    (long long *)out != b->out + first) {
+		atomic_fetch_add(&b->bad_place, 1);
+		return 0;
+	}
+	if (b->chunk) {
+		if (first % b->chunk)
+			atomic_fetch_add(&b->misaligned, 1);
+		if (count != b->chunk) {
+			atomic_fetch_add(&b->short_calls, 1);
+			atomic_store(&b->short_begin, first);
+			atomic_store(&b->short_end, first + count);
+		}
+	}
+	for (size_t i = 0; i < count; i++) {
+		atomic_fetch_add(&b->hits[first + i], 1);
+		((long long *)out)[i] = (long long)((const int *)in)[i] * 3 + 1;
+	}
+	return 0;
+}
+
+static struct blocks block_buf;
+
+static void check_blocks(struct weft_pool *pool, size_t n, size_t chunk)
+{
+	static int in[BLOCK_N];
+	static long long out[BLOCK_N + 1];
+	struct blocks *b = &block_buf;
+
+	cr_assert_leq(n, BLOCK_N);
+	memset(b, 0, sizeof(*b));
+	b->in = in;
+	b->out = out;
+	b->n = n;
+	b->chunk = chunk;
+	for (size_t i = 0; i < n; i++)
+		in[i] = (int)i - 50;
+	for (size_t i = 0; i <= n; i++)
+		out[i] = -7;
+	cr_assert_eq(weft_map(pool, in, sizeof(*in), out, sizeof(*out), n, chunk,
+			      record_block, b), 0, "n %zu chunk %zu", n, chunk);
+	cr_assert_eq(atomic_load(&b->empty_calls), 0);
+	cr_assert_eq(atomic_load(&b->bad_place), 0);
+	cr_assert_eq(atomic_load(&b->items), n,
+		     "n %zu chunk %zu: counts sum to %zu", n, chunk,
+		     atomic_load(&b->items));
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_eq(atomic_load(&b->hits[i]), 1,
+			     "n %zu chunk %zu: item %zu written %d times", n,
+			     chunk, i, atomic_load(&b->hits[i]));
+		cr_assert_eq(out[i], ((long long)i - 50) * 3 + 1);
+	}
+	cr_assert_eq(out[n], -7, "wrote past the end");
+	if (chunk == 0)
+		return;
+	cr_assert_eq(atomic_load(&b->misaligned), 0);
+	cr_assert_eq((size_t)atomic_load(&b->calls), (n + chunk - 1) / chunk,
+		     "n %zu chunk %zu", n, chunk);
+	if (n % chunk == 0) {
+		cr_assert_eq(atomic_load(&b->short_calls), 0);
+	} else {
+		/* Only the last block may be shorter. */
+		cr_assert_eq(atomic_load(&b->short_calls), 1);
+		cr_assert_eq(atomic_load(&b->short_end), n);
+		cr_assert_eq(atomic_load(&b->short_begin), n - n % chunk);
+	}
+}
+
+Test(map, chunk_3_gives_blocks_of_3_but_the_last, .timeout = 30)
+{
+	struct weft_pool *pool = pool_new(2);
+	const size_t sizes[] = { 1, 2, 3, 7, 9, BLOCK_N - 1, BLOCK_N };
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		check_blocks(pool, sizes[i], 3);
+	weft_pool_destroy(pool);
+}
+
+Test(map, adaptive_blocks_cover_every_item_once, .timeout = 30)
+{
+	struct weft_pool *pool = pool_new(2);
+	const size_t sizes[] = { 1, 7, 1000, BLOCK_N };
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		check_blocks(pool, sizes[i], 0);
+	weft_pool_destroy(pool);
+	pool = pool_new(8);
+	check_blocks(pool, BLOCK_N, 0);
 	weft_pool_destroy(pool);
 }
 
@@ -264,12 +413,12 @@ Test(map, after_shutdown_is_eshutdown, .timeout = 30)
 	struct weft_pool *pool = pool_new(1);
 	int in[4] = { 1, 2, 3, 4 };
 	long long out[4] = { 0 };
-	atomic_int calls = 0;
+	struct tally t = { 0, 0 };
 
 	cr_assert_eq(weft_pool_shutdown(pool, 0, WEFT_FOREVER), 0);
 	cr_assert_eq(weft_map(pool, in, sizeof(*in), out, sizeof(*out), 4, 0,
-			      times3_plus1, &calls), -ESHUTDOWN);
-	cr_assert_eq(atomic_load(&calls), 0);
+			      times3_plus1, &t), -ESHUTDOWN);
+	cr_assert_eq(atomic_load(&t.calls), 0);
 	weft_pool_destroy(pool);
 }
 
