@@ -94,4 +94,10 @@ END {
 	}
 	printf "\n%d of %d targets met\n", n - missed, n
 }' "$csv"
+
+# The chart of the ratios, when gnuplot is there (.ci/deps bench installs
+# it).
+if command -v gnuplot >/dev/null 2>&1; then
+	sh "$here/chart.sh" "$csv" "$out/ratios.svg" || status=1
+fi
 exit $status
