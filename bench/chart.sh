@@ -43,6 +43,7 @@ set style histogram errorbars gap 1 lw 1
 set style fill solid 0.6 border -1
 set boxwidth 0.8
 set bmargin 9
+set rmargin 14
 set xtics rotate by -35 scale 0 nomirror
 set ylabel "ratio, median of rounds"
 set yrange [0:*]
