@@ -31,6 +31,35 @@ static int check_inputs(struct weft_future *const *futs, size_t n)
 	return 0;
 }
 
+/* A combinator's node on one input: which combinator, which input. */
+struct input_node {
+	struct weft__wnode node;
+	void *owner;
+	size_t index;
+};
+
+/*
+ * Take a reference to each of the @n inputs into @held, then hang
+ * @nodes[i] (firing @fire, for @owner) on input i. An input that has
+ * already completed fires at once, on the calling thread, so the owner's
+ * count of unfired nodes must already include all @n.
+ */
+static void watch_inputs(struct weft_future *const *futs, size_t n,
+			 struct weft_future **held, struct input_node *nodes,
+			 void *owner, weft__wnode_fire fire)
+{
+	for (size_t i = 0; i < n; i++) {
+		weft_future_ref(futs[i]);
+		held[i] = futs[i];
+		nodes[i].node.fire = fire;
+		nodes[i].owner = owner;
+		nodes[i].index = i;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!weft__future_add_waiter(futs[i], &nodes[i].node))
+			fire(&nodes[i].node, futs[i]);
+}
+
 /* ---- then --------------------------------------------------------------- */
 
 struct then_node {
@@ -93,14 +122,6 @@ WEFT_API int weft_future_then(struct weft_pool *pool, struct weft_future *f,
 
 /* ---- when_all / when_any ---------------------------------------------- */
 
-struct group;
-
-struct group_node {
-	struct weft__wnode node;
-	struct group *g;
-	size_t index;
-};
-
 struct group {
 	_Atomic size_t remaining; /* inputs not yet fired, + 1 while setting up */
 	_Atomic size_t winner;    /* when_any: the first index, or SIZE_MAX */
@@ -108,7 +129,7 @@ struct group {
 	size_t n;
 	struct weft_future *out;
 	struct weft_future **futs;
-	struct group_node nodes[];
+	struct input_node nodes[];
 };
 
 static void group_finish(struct group *g)
@@ -138,8 +159,8 @@ static void group_release(struct group *g)
 
 static void group_fire(struct weft__wnode *n, struct weft_future *f)
 {
-	struct group_node *gn = (struct group_node *)n;
-	struct group *g = gn->g;
+	struct input_node *gn = (struct input_node *)n;
+	struct group *g = gn->owner;
 	size_t none = SIZE_MAX;
 
 	(void)f;
@@ -176,16 +197,7 @@ static int group_create(struct weft_future *const *futs, size_t n, bool any,
 	atomic_init(&g->winner, SIZE_MAX);
 	weft_future_ref(g->out); /* the group's; the caller gets the other */
 	*out = g->out;
-	for (size_t i = 0; i < n; i++) {
-		weft_future_ref(futs[i]);
-		g->futs[i] = futs[i];
-		g->nodes[i].node.fire = group_fire;
-		g->nodes[i].g = g;
-		g->nodes[i].index = i;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (!weft__future_add_waiter(futs[i], &g->nodes[i].node))
-			group_fire(&g->nodes[i].node, futs[i]);
+	watch_inputs(futs, n, g->futs, g->nodes, g, group_fire);
 	group_release(g); /* the set-up guard */
 	return 0;
 }
@@ -204,12 +216,6 @@ WEFT_API int weft_when_any(struct weft_future *const *futs, size_t n,
 
 /* ---- as_completed and wait_all ---------------------------------------- */
 
-struct ac_node {
-	struct weft__wnode node;
-	struct weft_as_completed *it;
-	size_t index;
-};
-
 struct weft_as_completed {
 	_Atomic size_t refs; /* the owner + one per node not yet fired */
 	_Atomic uint32_t lock; /* protects order[] and ready */
@@ -219,7 +225,7 @@ struct weft_as_completed {
 	size_t n;
 	size_t *order;
 	struct weft_future **futs;
-	struct ac_node nodes[];
+	struct input_node nodes[];
 };
 
 static void ac_unref(struct weft_as_completed *it)
@@ -236,8 +242,8 @@ static void ac_unref(struct weft_as_completed *it)
 
 static void ac_fire(struct weft__wnode *n, struct weft_future *f)
 {
-	struct ac_node *an = (struct ac_node *)n;
-	struct weft_as_completed *it = an->it;
+	struct input_node *an = (struct input_node *)n;
+	struct weft_as_completed *it = an->owner;
 
 	(void)f;
 	weft__spin_lock(&it->lock);
@@ -270,16 +276,7 @@ WEFT_API int weft_as_completed_create(struct weft_future *const *futs,
 	}
 	it->n = n;
 	atomic_init(&it->refs, n + 1);
-	for (size_t i = 0; i < n; i++) {
-		weft_future_ref(futs[i]);
-		it->futs[i] = futs[i];
-		it->nodes[i].node.fire = ac_fire;
-		it->nodes[i].it = it;
-		it->nodes[i].index = i;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (!weft__future_add_waiter(futs[i], &it->nodes[i].node))
-			ac_fire(&it->nodes[i].node, futs[i]);
+	watch_inputs(futs, n, it->futs, it->nodes, it, ac_fire);
 	*out = it;
 	return 0;
 }
