@@ -1,7 +1,7 @@
 /*
  * stress.c - the harness shared by the stress programs: options, watchdog,
- * failure reports, threads, time. The per-id records of the pool-level
- * programs are in stress_future.c. See stress.h.
+ * failure reports, threads, time, the shared table of futures. The per-id
+ * records of the pool-level programs are in stress_future.c. See stress.h.
  *
  * Threads: stress_init() runs on main before any other thread; the watchdog
  * thread reads the progress counter and the slots; everything else is
@@ -548,4 +548,59 @@ void stress_sleep_ns(int64_t ns)
 			      .tv_nsec = ns % 1000000000};
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
+}
+
+/* ---- the shared table of futures ---------------------------------------- */
+
+static struct {
+	pthread_mutex_t lock; /* protects f and id */
+	struct weft_future *f; /* one reference, or NULL */
+	size_t id;
+} table[STRESS_TABLE_MAX];
+static unsigned table_n = STRESS_TABLE_MAX; /* written once, before threads */
+
+void stress_table_init(unsigned nslots)
+{
+	if (nslots == 0 || nslots > STRESS_TABLE_MAX) {
+		fprintf(stderr, "%s: bad table size %u\n", prog_name, nslots);
+		exit(STRESS_FAIL);
+	}
+	table_n = nslots;
+	for (unsigned k = 0; k < nslots; k++)
+		pthread_mutex_init(&table[k].lock, NULL);
+}
+
+void stress_table_put(unsigned k, struct weft_future *f, size_t id)
+{
+	k %= table_n;
+	weft_future_ref(f);
+	pthread_mutex_lock(&table[k].lock);
+	struct weft_future *old = table[k].f;
+	table[k].f = f;
+	table[k].id = id;
+	pthread_mutex_unlock(&table[k].lock);
+	weft_future_unref(old);
+}
+
+struct weft_future *stress_table_get(unsigned k, size_t *id)
+{
+	k %= table_n;
+	pthread_mutex_lock(&table[k].lock);
+	struct weft_future *f = table[k].f;
+	*id = table[k].id;
+	if (f)
+		weft_future_ref(f);
+	pthread_mutex_unlock(&table[k].lock);
+	return f;
+}
+
+void stress_table_clear(void)
+{
+	for (unsigned k = 0; k < table_n; k++) {
+		pthread_mutex_lock(&table[k].lock);
+		struct weft_future *f = table[k].f;
+		table[k].f = NULL;
+		pthread_mutex_unlock(&table[k].lock);
+		weft_future_unref(f);
+	}
 }

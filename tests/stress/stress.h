@@ -16,7 +16,9 @@
  *    every future must pass: completes exactly once, a cancelled task never
  *    ran, a task that ran never completes as cancelled;
  *  - a small PRNG, spin helpers and thread starters for pthreads and C11
- *    threads.
+ *    threads;
+ *  - a table of futures shared between threads (each slot under its own
+ *    mutex).
  *
  * Which threads touch what: the records and counters are atomics touched by
  * any thread; the options are written once by stress_init() before any
@@ -285,5 +287,40 @@ static inline void *stress_plan_value(uint64_t id)
 /* Create a pool with @workers workers named @name; skips (77) when the
  * system refuses threads, fails on other errors. */
 struct weft_pool *stress_pool(unsigned workers, const char *name);
+
+/* ---- a shared table of futures ------------------------------------------ */
+
+/*
+ * A fixed table of slots through which threads hand futures to threads that
+ * did not create them: producers publish the futures they submit, and
+ * cancellers and waiters pick one from a random slot. Each slot has its own
+ * mutex, which protects its future pointer and id; the pointer holds one
+ * reference, so a future stays alive while the table holds it. There is one
+ * table per program.
+ */
+#define STRESS_TABLE_MAX 64
+
+/*
+ * stress_table_init() - set up the table with @nslots slots (1 to
+ * STRESS_TABLE_MAX; fewer slots hold more recent futures). Call once, on
+ * main, before any other thread uses the table. Every @k below is taken
+ * modulo @nslots, so callers may pass any random number.
+ */
+void stress_table_init(unsigned nslots);
+
+/* stress_table_put() - store @f (the table takes its own reference) and its
+ * id @id in slot @k; drops the reference to the future it replaces. Any
+ * thread. */
+void stress_table_put(unsigned k, struct weft_future *f, size_t id);
+
+/* stress_table_get() - a new reference to the future in slot @k, and its id
+ * in *@id; NULL (and *@id unspecified) when the slot is empty. The caller
+ * unrefs it. Any thread. */
+struct weft_future *stress_table_get(unsigned k, size_t *id);
+
+/* stress_table_clear() - empty every slot, dropping the table's
+ * references. Any thread, but meant for when no other thread uses the
+ * table any more (between phases, at the end). */
+void stress_table_clear(void);
 
 #endif /* WEFT_STRESS_H */

@@ -22,7 +22,6 @@
  * weft_task_cancelled() and returns -ECANCELED is FAILED with -ECANCELED);
  * a task that saw weft_task_cancelled() had a cancel return -EBUSY.
  */
-#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,14 +32,9 @@
 static struct stress_track tr;
 static struct weft_pool *pool;
 
-/* few slots: they hold recent futures, often queued or running */
+/* few slots in the shared table: they hold recent futures, often queued or
+ * running */
 #define NSLOTS 32
-struct slot {
-	pthread_mutex_t lock; /* protects f and id */
-	struct weft_future *f;
-	size_t id;
-};
-static struct slot slots[NSLOTS];
 
 static _Atomic bool storm_over;
 static _Atomic uint64_t n_cancel_ok, n_cancel_busy, n_cancel_already;
@@ -57,29 +51,11 @@ static void count_cancel(int rc)
 					  memory_order_relaxed);
 }
 
-/* Put @f (a new reference) in slot @k; drops the reference it replaces. */
-static void publish(unsigned k, struct weft_future *f, size_t id)
-{
-	struct slot *s = &slots[k % NSLOTS];
-	weft_future_ref(f);
-	pthread_mutex_lock(&s->lock);
-	struct weft_future *old = s->f;
-	s->f = f;
-	s->id = id;
-	pthread_mutex_unlock(&s->lock);
-	weft_future_unref(old);
-}
-
 /* Cancel whatever slot @k holds. */
 static void cancel_slot(unsigned k, bool twice)
 {
-	struct slot *s = &slots[k % NSLOTS];
-	pthread_mutex_lock(&s->lock);
-	struct weft_future *f = s->f;
-	size_t id = s->id;
-	if (f)
-		weft_future_ref(f);
-	pthread_mutex_unlock(&s->lock);
+	size_t id;
+	struct weft_future *f = stress_table_get(k, &id);
 	if (!f)
 		return;
 	int rc = stress_cancel(&tr, id, f);
@@ -99,14 +75,6 @@ static void cancel_slot(unsigned k, bool twice)
 	weft_future_unref(f);
 }
 
-static void clear_slots(void)
-{
-	for (unsigned k = 0; k < NSLOTS; k++) {
-		weft_future_unref(slots[k].f);
-		slots[k].f = NULL;
-	}
-}
-
 /* ---- the storm task ----------------------------------------------------- */
 
 static int storm_task(void *arg, void **result);
@@ -121,7 +89,7 @@ static int spawn_child_and_wait(size_t id, uint64_t h)
 		return 0;
 	stress_flag(&tr, cid, REC_SUBMITTED);
 	stress_watch(cf, cid);
-	publish((unsigned)(h >> 20), cf, cid);
+	stress_table_put((unsigned)(h >> 20), cf, cid);
 	void *v = NULL;
 	rc = weft_future_get(cf, &v);
 	int st = weft_future_state(cf);
@@ -223,7 +191,7 @@ static void storm_producer(void *arg, unsigned index)
 			/* cancel at once: often before a worker saw it */
 			count_cancel(stress_cancel(&tr, id, f));
 		}
-		publish((unsigned)stress_rand(&rng), f, id);
+		stress_table_put((unsigned)stress_rand(&rng), f, id);
 		if (how >= 4)
 			stress_watch(f, id); /* after it may be cancelled */
 		/* keep some to check their outcome at the end */
@@ -279,7 +247,7 @@ static void phase_storm(size_t n, unsigned workers)
 	stress_threads_join(c);
 	int rc = weft_pool_shutdown(pool, 0, WEFT_FOREVER);
 	STRESS_CHECK(rc == 0, "shutdown = %d", rc);
-	clear_slots();
+	stress_table_clear();
 	weft_pool_destroy(pool);
 	pool = NULL;
 	stress_verify(&tr, 0, atomic_load(&tr.next), false, false);
@@ -440,8 +408,7 @@ int main(int argc, char **argv)
 {
 	stress_init(argc, argv, "stress_cancel");
 	stress_set_dump(dump);
-	for (unsigned k = 0; k < NSLOTS; k++)
-		pthread_mutex_init(&slots[k].lock, NULL);
+	stress_table_init(NSLOTS);
 	size_t n_storm2 = stress_scaled(750000, 400);
 	size_t n_storm4 = stress_scaled(500000, 400);
 	size_t n_gated = stress_scaled(200000, 200);

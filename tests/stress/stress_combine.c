@@ -25,7 +25,6 @@
  * Every future, source, continuation or combinator, completes exactly once
  * (stress_future.c); at the end every extra callback has fired.
  */
-#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,39 +43,16 @@ static _Atomic uint64_t cb_registered, cb_fired;
 static _Atomic uint64_t n_jobs[8];
 static _Atomic bool over;
 
-/* ---- shared table of sources, for the canceller ------------------------- */
-
-#define NSLOTS 64
-static struct {
-	pthread_mutex_t lock; /* protects f, id */
-	struct weft_future *f;
-	size_t id;
-} table[NSLOTS];
-
-static void table_put(unsigned k, struct weft_future *f, size_t id)
-{
-	k %= NSLOTS;
-	weft_future_ref(f);
-	pthread_mutex_lock(&table[k].lock);
-	struct weft_future *old = table[k].f;
-	table[k].f = f;
-	table[k].id = id;
-	pthread_mutex_unlock(&table[k].lock);
-	weft_future_unref(old);
-}
+/* ---- the canceller of sources published in the shared table ------------- */
 
 static void canceller_main(void *arg, unsigned index)
 {
 	(void)arg;
 	uint64_t rng = stress_stream(1300 + index);
 	while (!atomic_load(&over)) {
-		unsigned k = (unsigned)stress_below(&rng, NSLOTS);
-		pthread_mutex_lock(&table[k].lock);
-		struct weft_future *f = table[k].f;
-		size_t id = table[k].id;
-		if (f)
-			weft_future_ref(f);
-		pthread_mutex_unlock(&table[k].lock);
+		unsigned k = (unsigned)stress_below(&rng, STRESS_TABLE_MAX);
+		size_t id;
+		struct weft_future *f = stress_table_get(k, &id);
 		if (f) {
 			stress_cancel(&tr, id, f);
 			weft_future_unref(f);
@@ -427,7 +403,8 @@ static void run_job(uint64_t *rng, size_t *budget)
 		if (x == 0)
 			stress_cancel(&tr, id, j->src[i]);
 		else if (x < 3)
-			table_put((unsigned)stress_rand(rng), j->src[i], id);
+			stress_table_put((unsigned)stress_rand(rng), j->src[i],
+					 id);
 		if (x < 6) {
 			unsigned m = 2 + (unsigned)stress_below(rng, 4);
 			for (unsigned c = 0; c < m; c++) {
@@ -482,8 +459,7 @@ int main(int argc, char **argv)
 {
 	stress_init(argc, argv, "stress_combine");
 	stress_set_dump(dump);
-	for (unsigned k = 0; k < NSLOTS; k++)
-		pthread_mutex_init(&table[k].lock, NULL);
+	stress_table_init(STRESS_TABLE_MAX);
 	size_t n = stress_scaled(1500000, 400);
 	/* per source at most: itself, 6 links or 4 nested ids, 1 combinator */
 	stress_track_init(&tr, n * 8 + 1024);
@@ -506,8 +482,7 @@ int main(int argc, char **argv)
 		     "shutdown A");
 	STRESS_CHECK(weft_pool_shutdown(pool_b, 0, WEFT_FOREVER) == 0,
 		     "shutdown B");
-	for (unsigned k = 0; k < NSLOTS; k++)
-		weft_future_unref(table[k].f);
+	stress_table_clear();
 	weft_pool_destroy(pool_a);
 	weft_pool_destroy(pool_b);
 	stress_verify(&tr, 0, atomic_load(&tr.next), false, false);

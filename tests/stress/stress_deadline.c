@@ -22,7 +22,6 @@
  * every index once, each complete; every future completes exactly once.
  * How late the timeouts were is printed (not checked: this is a loaded VM).
  */
-#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,47 +92,6 @@ static int checked_wait_until(struct weft_future *f, size_t id,
 	return rc;
 }
 
-/* ---- shared table ------------------------------------------------------- */
-
-#define NSLOTS 64
-static struct {
-	pthread_mutex_t lock; /* protects f, id */
-	struct weft_future *f;
-	size_t id;
-} table[NSLOTS];
-
-static void table_put(unsigned k, struct weft_future *f, size_t id)
-{
-	k %= NSLOTS;
-	weft_future_ref(f);
-	pthread_mutex_lock(&table[k].lock);
-	struct weft_future *old = table[k].f;
-	table[k].f = f;
-	table[k].id = id;
-	pthread_mutex_unlock(&table[k].lock);
-	weft_future_unref(old);
-}
-
-static struct weft_future *table_get(unsigned k, size_t *id)
-{
-	k %= NSLOTS;
-	pthread_mutex_lock(&table[k].lock);
-	struct weft_future *f = table[k].f;
-	*id = table[k].id;
-	if (f)
-		weft_future_ref(f);
-	pthread_mutex_unlock(&table[k].lock);
-	return f;
-}
-
-static void table_clear(void)
-{
-	for (unsigned k = 0; k < NSLOTS; k++) {
-		weft_future_unref(table[k].f);
-		table[k].f = NULL;
-	}
-}
-
 /* ---- phase: race -------------------------------------------------------- */
 
 struct race {
@@ -162,7 +120,7 @@ static void race_thread(void *arg, unsigned index)
 			continue;
 		stress_flag(&tr, id, REC_SUBMITTED);
 		stress_watch(f, id);
-		table_put((unsigned)stress_rand(&rng), f, id);
+		stress_table_put((unsigned)stress_rand(&rng), f, id);
 
 		stress_where("wait_until", id);
 		int64_t deadline = t->until + jitter(&rng, 200000);
@@ -179,8 +137,8 @@ static void race_thread(void *arg, unsigned index)
 			checked_wait_until(f, id, weft_now() - 1000);
 		/* wait on someone else's future */
 		size_t oid;
-		struct weft_future *o = table_get((unsigned)stress_rand(&rng),
-						  &oid);
+		struct weft_future *o =
+			stress_table_get((unsigned)stress_rand(&rng), &oid);
 		if (o) {
 			if (stress_below(&rng, 4) == 0)
 				stress_cancel(&tr, oid, o);
@@ -398,7 +356,7 @@ static void run_phase(const char *name, stress_thread_fn fn, size_t n,
 	stress_threads_join(t);
 	int rc = weft_pool_shutdown(pool, 0, WEFT_FOREVER);
 	STRESS_CHECK(rc == 0, "shutdown = %d", rc);
-	table_clear();
+	stress_table_clear();
 	weft_pool_destroy(pool);
 	pool = NULL;
 	stress_verify(&tr, 0, atomic_load(&tr.next), false, false);
@@ -407,8 +365,7 @@ static void run_phase(const char *name, stress_thread_fn fn, size_t n,
 int main(int argc, char **argv)
 {
 	stress_init(argc, argv, "stress_deadline");
-	for (unsigned k = 0; k < NSLOTS; k++)
-		pthread_mutex_init(&table[k].lock, NULL);
+	stress_table_init(STRESS_TABLE_MAX);
 	size_t n_race = stress_scaled(100000, 100);
 	size_t n_inner = stress_scaled(60000, 100);
 	size_t n_multi = stress_scaled(100000, 100);
