@@ -108,9 +108,11 @@ WEFT_API int weft_future_try_get(const struct weft_future *f, void **value);
  * Returns 0 when the task had not started: it never will, and @f completes
  * now with -ECANCELED (continuations and waiters run on the calling thread).
  * -EBUSY when it is running: it keeps running, and weft_task_cancelled()
- * returns true inside it. -EALREADY when @f had already completed, and
- * -EINVAL for NULL or a future no task completes (weft_when_all()'s). Any
- * thread; never blocks.
+ * returns true inside it. -EALREADY when @f had already completed, or
+ * another cancel won the race (either way @f is complete when this
+ * returns), and -EINVAL for NULL or a future no task completes
+ * (weft_when_all()'s). Any thread; never blocks (a losing cancel waits
+ * the few instructions the winner needs to store the outcome).
  */
 WEFT_API int weft_future_cancel(struct weft_future *f);
 
