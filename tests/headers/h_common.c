@@ -1,4 +1,4 @@
-/* weft/common.h must compile alone from C11 (see meson.build). */
+/* weft/common.h must compile alone, as C11 and as C++11 (see meson.build). */
 #include <weft/common.h>
 
 int weft_hc_common(void);

@@ -1,4 +1,4 @@
-/* weft/future.h must compile alone from C11 (see meson.build). */
+/* weft/future.h must compile alone, as C11 and as C++11 (see meson.build). */
 #include <weft/future.h>
 
 int weft_hc_future(void);

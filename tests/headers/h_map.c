@@ -1,4 +1,4 @@
-/* weft/map.h must compile alone from C11 (see meson.build). */
+/* weft/map.h must compile alone, as C11 and as C++11 (see meson.build). */
 #include <weft/map.h>
 
 int weft_hc_map(void);

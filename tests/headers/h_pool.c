@@ -1,4 +1,4 @@
-/* weft/pool.h must compile alone from C11 (see meson.build). */
+/* weft/pool.h must compile alone, as C11 and as C++11 (see meson.build). */
 #include <weft/pool.h>
 
 unsigned weft_hc_pool(void);

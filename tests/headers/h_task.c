@@ -1,4 +1,4 @@
-/* weft/task.h must compile alone from C11 (see meson.build). */
+/* weft/task.h must compile alone, as C11 and as C++11 (see meson.build). */
 #include <weft/task.h>
 
 int weft_hc_task(void);

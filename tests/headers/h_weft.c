@@ -1,4 +1,4 @@
-/* weft.h must compile alone from C11 (see meson.build). */
+/* weft.h must compile alone, as C11 and as C++11 (see meson.build). */
 #include <weft.h>
 
 int weft_hc_umbrella(void);
