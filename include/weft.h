@@ -1,4 +1,4 @@
-/*
+/**
  * weft.h - the umbrella header: a work-stealing task executor with futures.
  *
  *   weft/common.h  export macros, version, weft_now() and deadlines

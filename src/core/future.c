@@ -59,12 +59,12 @@ WEFT_API void weft_future_unref(struct weft_future *f)
 	if (!f)
 		return;
 	check_live(f, "weft_future_unref");
-	/* acq_rel: the release publishes this holder's last use; the acquire
-	 * in the final unref sees everyone's before freeing. */
 	/* The last holder needs no RMW: nobody else can take a reference
-	 * (that needs one already), so a plain acquire load decides. This is
-	 * the common case for detached tasks, whose queue entry holds the
-	 * only reference. */
+	 * (that needs one already), so a plain acquire load decides; this is
+	 * the common case of a detached task, whose queue entry holds the only
+	 * reference. Otherwise acq_rel: the release publishes this holder's
+	 * last use, and the acquire in the final unref sees everyone's before
+	 * freeing. */
 	if (atomic_load_explicit(&f->refs, memory_order_acquire) == 1)
 		prev = 1;
 	else
