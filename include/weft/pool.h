@@ -14,6 +14,7 @@
 #ifndef WEFT_POOL_H
 #define WEFT_POOL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common.h"
@@ -54,7 +55,15 @@ struct weft_pool_options {
 	weft_worker_hook on_worker_stop;
 	/** Passed to both hooks. */
 	void *hook_arg;
+	/** Usable stack bytes of each fiber a task runs on; 0 means
+	 *  WEFT_STACK_SIZE_DEFAULT. Rounded up to pages; at least 16 KiB,
+	 *  at most 1 GiB. Tasks that need more than the pool's size ask
+	 *  for it per task (weft_submit_opts(), weft/task.h). */
+	size_t stack_size;
 };
+
+/** The default fiber stack: 256 KiB usable, plus a 64 KiB guard. */
+#define WEFT_STACK_SIZE_DEFAULT (256u * 1024u)
 
 /** Flags for weft_pool_shutdown(). */
 enum {

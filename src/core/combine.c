@@ -18,7 +18,7 @@
 
 #include "core/future.h"
 #include "core/pool.h"
-#include "util/futex.h"
+#include "core/wait.h"
 #include "util/spinlock.h"
 
 static int check_inputs(struct weft_future *const *futs, size_t n)
@@ -218,8 +218,8 @@ WEFT_API int weft_when_any(struct weft_future *const *futs, size_t n,
 
 struct weft_as_completed {
 	_Atomic size_t refs; /* the owner + one per node not yet fired */
-	_Atomic uint32_t lock; /* protects order[] and ready */
-	_Atomic uint32_t seq;  /* bumped at each completion; futex word */
+	_Atomic uint32_t lock; /* protects order[], ready and waiter */
+	struct weft__waiter *waiter; /* the owner, while it waits */
 	size_t ready;          /* indices in order[] */
 	size_t taken;          /* owner only */
 	size_t n;
@@ -248,11 +248,45 @@ static void ac_fire(struct weft__wnode *n, struct weft_future *f)
 	(void)f;
 	weft__spin_lock(&it->lock);
 	it->order[it->ready++] = an->index;
+	/* Woken under the lock, so the owner's disarm (under it too) never
+	 * finds its waiter half-fired. */
+	if (it->waiter) {
+		weft__waiter_wake(it->waiter, W_WOKEN);
+		it->waiter = NULL;
+	}
 	weft__spin_unlock(&it->lock);
-	atomic_fetch_add_explicit(&it->seq, 1, memory_order_release);
-	weft__futex_wake(&it->seq, 1);
 	ac_unref(it);
 }
+
+/* The owner's wait for the next completion: a source for weft__wait(). */
+static bool ac_arm(struct weft__waiter *w, void *src)
+{
+	struct weft_as_completed *it = src;
+	bool armed;
+
+	weft__spin_lock(&it->lock);
+	armed = it->ready == it->taken;
+	if (armed)
+		it->waiter = w;
+	weft__spin_unlock(&it->lock);
+	return armed;
+}
+
+static bool ac_disarm(struct weft__waiter *w, void *src)
+{
+	struct weft_as_completed *it = src;
+
+	weft__spin_lock(&it->lock);
+	if (it->waiter == w)
+		it->waiter = NULL;
+	weft__spin_unlock(&it->lock);
+	return true;
+}
+
+static const struct weft__wait_ops ac_ops = {
+	.arm = ac_arm,
+	.disarm = ac_disarm,
+};
 
 WEFT_API int weft_as_completed_create(struct weft_future *const *futs,
 				      size_t n, struct weft_as_completed **out)
@@ -307,8 +341,7 @@ WEFT_API int weft_as_completed_next(struct weft_as_completed *it,
 	if (r < 0)
 		return r;
 	for (;;) {
-		uint32_t seq = atomic_load_explicit(&it->seq,
-						    memory_order_acquire);
+		struct weft__waiter w;
 		bool got = false;
 
 		weft__spin_lock(&it->lock);
@@ -319,9 +352,10 @@ WEFT_API int weft_as_completed_next(struct weft_as_completed *it,
 		weft__spin_unlock(&it->lock);
 		if (got)
 			return 0;
-		if (weft__futex_wait(&it->seq, seq, deadline) == -ETIMEDOUT &&
-		    atomic_load(&it->seq) == seq)
-			return -ETIMEDOUT;
+		r = weft__wait(&w, &ac_ops, it, deadline,
+			       WEFT__WAIT_CANCELLABLE);
+		if (r)
+			return r;
 	}
 }
 

@@ -10,6 +10,8 @@
 #include "core/falloc.h"
 #include "core/future.h"
 #include "core/pool.h"
+#include "core/spawn.h"
+#include "core/wait.h"
 #include "util/futex.h"
 #include "util/spinlock.h"
 
@@ -141,6 +143,9 @@ void weft__future_run(struct weft_future *f)
 	case K_THEN:
 		err = ((weft_then_fn)f->fn)(f->arg2, f->arg, &value);
 		break;
+	case K_FRAME:
+		weft__frame_run(f->fn);
+		break;
 	default:
 		abort();
 	}
@@ -178,37 +183,6 @@ bool weft__future_remove_waiter(struct weft_future *f, struct weft__wnode *n)
 	return removed;
 }
 
-/* ---- thread waiters --------------------------------------------------- */
-
-static void thread_waiter_fire(struct weft__wnode *n, struct weft_future *f)
-{
-	struct weft__thread_waiter *w = (struct weft__thread_waiter *)n;
-
-	(void)f;
-	/* release: pairs with the acquire in thread_waiter_wait(). After
-	 * this store the waiter may return and its frame vanish: only the
-	 * address is used below, by the kernel. */
-	atomic_store_explicit(&w->fired, 1, memory_order_release);
-	weft__futex_wake(&w->fired, 1);
-}
-
-void weft__thread_waiter_init(struct weft__thread_waiter *w)
-{
-	w->node.next = NULL;
-	w->node.fire = thread_waiter_fire;
-	atomic_init(&w->fired, 0);
-}
-
-int weft__thread_waiter_wait(struct weft__thread_waiter *w, int64_t deadline)
-{
-	while (!atomic_load_explicit(&w->fired, memory_order_acquire)) {
-		if (weft__futex_wait(&w->fired, 0, deadline) == -ETIMEDOUT &&
-		    !atomic_load_explicit(&w->fired, memory_order_acquire))
-			return -ETIMEDOUT;
-	}
-	return 0;
-}
-
 /* ---- waiting ---------------------------------------------------------- */
 
 int weft__future_help(struct weft_future *f)
@@ -217,7 +191,8 @@ int weft__future_help(struct weft_future *f)
 
 	if (!w)
 		return 0;
-	for (struct weft_future *t = w->current; t; t = t->waiting_in)
+	for (struct weft_future *t = w->fib.running->current; t;
+	     t = t->waiting_in)
 		if (t == f)
 			return -EDEADLK;
 	if (f->kind != K_NONE && f->pool == w->pool &&
@@ -230,7 +205,6 @@ int weft__future_help(struct weft_future *f)
 
 int weft__future_wait(struct weft_future *f, int64_t deadline)
 {
-	struct weft__thread_waiter tw;
 	int r;
 
 	if (weft__future_is_complete(
@@ -241,18 +215,7 @@ int weft__future_wait(struct weft_future *f, int64_t deadline)
 		return r;
 	if (r > 0)
 		return 0;
-
-	weft__thread_waiter_init(&tw);
-	if (!weft__future_add_waiter(f, &tw.node))
-		return 0;
-	if (weft__thread_waiter_wait(&tw, deadline) == 0)
-		return 0;
-	if (weft__future_remove_waiter(f, &tw.node))
-		return -ETIMEDOUT;
-	/* Lost the race with completion: the node is being fired and must
-	 * outlive that, so wait for it. */
-	weft__thread_waiter_wait(&tw, WEFT_FOREVER);
-	return 0;
+	return weft__wait_future(f, deadline, WEFT__WAIT_CANCELLABLE);
 }
 
 WEFT_API int weft_future_wait(struct weft_future *f)
@@ -353,6 +316,8 @@ WEFT_API int weft_future_cancel(struct weft_future *f)
 		case F_RUNNING:
 			atomic_store_explicit(&f->cancel_req, 1,
 					      memory_order_relaxed);
+			/* Wake it if it waits; it sees -ECANCELED. */
+			weft__cancel_wake(f);
 			return -EBUSY;
 		case F_CANCELLING:
 			/* Another canceller won; it is storing the outcome.

@@ -52,6 +52,8 @@ enum weft__task_kind {
 	K_FN = 1,      /* weft_task_fn */
 	K_ROUTINE = 2, /* weft_routine_fn */
 	K_THEN = 3,    /* weft_then_fn; arg2 is the antecedent */
+	K_FIBER = 4,   /* not a future: a struct weft__fiber to resume */
+	K_FRAME = 5,   /* an evacuated fork child; fn is its weft__frame */
 };
 
 struct weft__wnode;
@@ -69,14 +71,15 @@ struct weft__wnode {
 #define WEFT__FUTURE_DEAD 0xdeadf00du
 
 struct weft_future {
-	/* Link for the inject queue; first so that a node maps back by cast. */
+	/* Queue header, shared with struct weft__fiber: the inject link
+	 * first (a node maps back by cast), then the kind. */
 	struct weft__inject_node link;
+	uint8_t kind;
 	_Atomic uint32_t state;
 	_Atomic uint32_t refs;
 	_Atomic uint32_t cancel_req; /* sticky: cancel asked while running */
 	_Atomic uint32_t lock;       /* protects waiters */
 	uint32_t magic;              /* live / dead, checked in debug builds */
-	uint8_t kind;
 	struct weft__wnode *waiters;
 	struct weft_pool *pool; /* the pool that runs the task, if any */
 	void *fn;
@@ -85,9 +88,11 @@ struct weft_future {
 	/* Outcome, written before the final state is stored. */
 	void *value;
 	int err;
-	/* Task running inline below this one on the same thread (the waiter
+	/* Task running inline below this one on the same fiber (the waiter
 	 * chain used to answer -EDEADLK). Set only while running. */
 	struct weft_future *waiting_in;
+	/* The fiber the task runs on, once started (for cancellation). */
+	struct weft__fiber *fiber;
 };
 
 /* A new future with one reference, state QUEUED, or NULL. @extra bytes of
@@ -141,30 +146,19 @@ bool weft__future_add_waiter(struct weft_future *f, struct weft__wnode *n);
 /* Remove @n if it is still on the list; false if it was (being) fired. */
 bool weft__future_remove_waiter(struct weft_future *f, struct weft__wnode *n);
 
-/*
- * A thread waiter: parks the calling thread on a futex until fired.
- * Used by every blocking wait in this milestone (a task waiting on a worker
- * blocks its worker; see weft/task.h).
- */
-struct weft__thread_waiter {
-	struct weft__wnode node;
-	_Atomic uint32_t fired;
-};
-
-void weft__thread_waiter_init(struct weft__thread_waiter *w);
-
-/* Wait for @w to fire or for @deadline. Returns 0 or -ETIMEDOUT. */
-int weft__thread_waiter_wait(struct weft__thread_waiter *w, int64_t deadline);
-
 /* Wait until @f completes or @deadline; the common engine of the public
- * waits. Returns 0, -ETIMEDOUT, -EDEADLK. */
+ * waits: on a worker the task suspends, elsewhere the thread blocks.
+ * Returns 0, -ETIMEDOUT, -EDEADLK, -ECANCELED (the waiting task was
+ * cancelled). */
 int weft__future_wait(struct weft_future *f, int64_t deadline);
 
 /*
- * The interim rule for waits on a worker (weft/task.h): -EDEADLK if @f is
- * the calling task or a task it runs inline below; otherwise, if @f's task
- * is still queued in the caller's pool, claim it and run it here (returns
- * 1). Returns 0 when nothing was done (not on a worker, or not runnable).
+ * Before a wait on a worker: -EDEADLK if @f is the calling task or a task
+ * it runs inline below; otherwise, if @f's task is still queued in the
+ * caller's pool, claim it and run it here, as Lace's SYNC runs a child
+ * nobody stole (returns 1): this is the awaited task itself, never an
+ * unrelated one. Returns 0 when nothing was done (not on a worker, or not
+ * runnable).
  */
 int weft__future_help(struct weft_future *f);
 

@@ -16,11 +16,13 @@
  *
  * Completion: every part is a future with a node on its own waiter list,
  * so a part counts down `pending` whether it ran or was cancelled by a
- * cancelling shutdown. The caller sleeps on `done`, which the last part
- * sets; the loop lives on the caller's stack, so nothing touches it after
- * that store (the futex wake uses only its address).
+ * cancelling shutdown. The caller waits (weft__wait: a task suspends, a
+ * thread blocks) until the last part sets `done`. The loop lives on the
+ * caller's stack, so `done` is read and written only under the loop's
+ * lock, and the last part takes the waiter under the lock and wakes it
+ * after: its winning CAS on the waiter is then its last touch.
  *
- * Threads: parts run on the pool's workers; the caller blocks (on a worker
+ * Threads: parts run on the pool's workers; the caller waits (on a worker
  * it first runs its own parts that nobody stole).
  */
 #include <errno.h>
@@ -29,7 +31,8 @@
 #include "weft/map.h"
 #include "core/future.h"
 #include "core/pool.h"
-#include "util/futex.h"
+#include "core/wait.h"
+#include "util/spinlock.h"
 
 #define BLOCK_MIN_NS 20000
 #define BLOCK_MAX_NS 100000
@@ -41,7 +44,9 @@ struct loop {
 	struct weft_pool *pool;
 	_Atomic int err;
 	_Atomic size_t pending; /* parts not finished, the root included */
-	_Atomic uint32_t done;
+	_Atomic uint32_t lock;	/* protects done and waiter */
+	bool done;
+	struct weft__waiter *waiter;
 };
 
 struct part {
@@ -63,9 +68,53 @@ static void part_finished(struct loop *l)
 	 * and publishes them with the release store of done. */
 	if (atomic_fetch_sub_explicit(&l->pending, 1, memory_order_acq_rel) ==
 	    1) {
-		atomic_store_explicit(&l->done, 1, memory_order_release);
-		weft__futex_wake(&l->done, 1);
+		struct weft__waiter *w;
+
+		weft__spin_lock(&l->lock);
+		l->done = true;
+		w = l->waiter;
+		l->waiter = NULL;
+		weft__spin_unlock(&l->lock);
+		if (w)
+			weft__waiter_wake(w, W_WOKEN); /* cannot lose: not
+							  timed, not
+							  cancellable */
 	}
+}
+
+static bool loop_arm(struct weft__waiter *w, void *src)
+{
+	struct loop *l = src;
+	bool armed;
+
+	weft__spin_lock(&l->lock);
+	armed = !l->done;
+	if (armed)
+		l->waiter = w;
+	weft__spin_unlock(&l->lock);
+	return armed;
+}
+
+static bool loop_disarm(struct weft__waiter *w, void *src)
+{
+	(void)w;
+	(void)src;
+	return true; /* never reached: the wait can only end by a wake */
+}
+
+static const struct weft__wait_ops loop_ops = {
+	.arm = loop_arm,
+	.disarm = loop_disarm,
+};
+
+static bool loop_done(struct loop *l)
+{
+	bool done;
+
+	weft__spin_lock(&l->lock);
+	done = l->done;
+	weft__spin_unlock(&l->lock);
+	return done;
 }
 
 static void part_fire(struct weft__wnode *n, struct weft_future *f)
@@ -120,6 +169,9 @@ static void run_range(struct loop *l, size_t b, size_t e)
 
 		if (atomic_load_explicit(&l->err, memory_order_relaxed))
 			return;
+		/* The body may have waited and moved us: re-read. */
+		if (can_split)
+			w = weft__current_worker();
 		if (can_split && left >= 2 * unit &&
 		    weft__deque_size(&w->deque) == 0) {
 			size_t mid = b + (left / unit / 2) * unit;
@@ -167,8 +219,9 @@ static bool is_part_of(struct weft_future *f, void *loop)
 
 static void wait_done(struct loop *l)
 {
-	while (!atomic_load_explicit(&l->done, memory_order_acquire))
-		weft__futex_wait(&l->done, 0, WEFT_FOREVER);
+	struct weft__waiter w;
+
+	weft__wait(&w, &loop_ops, l, WEFT_FOREVER, 0);
 }
 
 WEFT_API int weft_parallel_for(struct weft_pool *pool, size_t begin,
@@ -187,7 +240,7 @@ WEFT_API int weft_parallel_for(struct weft_pool *pool, size_t begin,
 		return 0;
 	atomic_init(&l.err, 0);
 	atomic_init(&l.pending, 1);
-	atomic_init(&l.done, 0);
+	atomic_init(&l.lock, 0);
 
 	if (w && w->pool == pool) {
 		/* Inside a task: the root part runs right here, then this
@@ -196,8 +249,11 @@ WEFT_API int weft_parallel_for(struct weft_pool *pool, size_t begin,
 
 		run_range(&l, begin, end);
 		part_finished(&l);
-		while (!atomic_load_explicit(&l.done, memory_order_acquire) &&
-		       (f = weft__worker_take_if(w, is_part_of, &l)))
+		/* Our own parts nobody stole: run them here (they are ours,
+		 * not unrelated work). The worker may change as we go. */
+		while (!loop_done(&l) &&
+		       (w = weft__current_worker(),
+			f = weft__worker_take_if(w, is_part_of, &l)))
 			weft__worker_process(w, f);
 		wait_done(&l);
 		return atomic_load(&l.err);

@@ -36,6 +36,10 @@
 #include "core/falloc.h"
 #include "core/future.h"
 #include "core/pool.h"
+#include "core/spawn.h"
+#include "core/wait.h"
+#include "fiber/fiber.h"
+#include "fiber/stack.h"
 #include "util/futex.h"
 #include "weft_config.h"
 
@@ -44,7 +48,13 @@
 #define SPIN_NS 20000
 #define DEQUE_LOG2 10
 
-static _Thread_local struct weft__worker *tls_worker;
+/* initial-exec: a direct %fs-relative load instead of a __tls_get_addr()
+ * call (the general-dynamic model a shared library gets by default), which
+ * was 15% of a spawn. It takes a few bytes of the static TLS surplus that
+ * glibc keeps for libraries, which is fine for one pointer (jemalloc does
+ * the same). */
+static _Thread_local struct weft__worker *tls_worker
+	__attribute__((tls_model("initial-exec")));
 
 __attribute__((noinline)) struct weft__worker *weft__current_worker(void)
 {
@@ -52,6 +62,15 @@ __attribute__((noinline)) struct weft__worker *weft__current_worker(void)
 	 * computed before a call that may have moved the task. */
 	__asm__ __volatile__("" ::: "memory");
 	return tls_worker;
+}
+
+__attribute__((noinline)) struct weft__fiber *weft__fiber_self(void)
+{
+	struct weft__worker *w;
+
+	__asm__ __volatile__("" ::: "memory");
+	w = tls_worker;
+	return w ? w->fib.running : NULL;
 }
 
 WEFT_API int weft_worker_index(void)
@@ -151,6 +170,29 @@ int weft__pool_push(struct weft_pool *pool, struct weft_future *f)
 	return push(pool, f, true);
 }
 
+void weft__pool_push_fiber(struct weft_pool *pool, struct weft__fiber *f,
+			   bool fifo)
+{
+	struct weft__worker *w = weft__current_worker();
+	unsigned lane;
+
+	if (!fifo && w && w->pool == pool) {
+		counter_inc(&w->pushed);
+		if (weft__deque_push(&w->deque, f) == 0) {
+			weft__idle_notify_one(&pool->idle);
+			return;
+		}
+		counter_inc(&w->popped); /* growth failed: undo, inject */
+	}
+	/* A suspended task belongs to the pool whatever its state: it is
+	 * queued even while the pool drains or cancels (the drain check
+	 * waits for it). */
+	lane = weft__inject_lane_of_caller(&pool->inject);
+	weft__inject_count(&pool->inject, lane);
+	weft__inject_link(&pool->inject, lane, &f->link);
+	weft__idle_notify_published(&pool->idle);
+}
+
 static int submit(struct weft_pool *pool, uint8_t kind, void *fn, void *arg,
 		  struct weft_future **out)
 {
@@ -193,36 +235,63 @@ WEFT_API int weft_submit_routine(struct weft_pool *pool, weft_routine_fn fn,
 
 WEFT_API bool weft_task_cancelled(void)
 {
-	struct weft__worker *w = weft__current_worker();
-
-	if (!w || !w->current)
-		return false;
-	return atomic_load_explicit(&w->current->cancel_req,
-				    memory_order_relaxed) ||
-	       weft__pool_cancelling(w->pool);
+	return weft__cancel_pending();
 }
 
 /* ---- running tasks ---------------------------------------------------- */
 
+static _Noreturn void unjoined(struct weft_future *f, uint32_t n)
+{
+	fprintf(stderr,
+		"weft: task %p (fn %p) returned with %u spawned children not "
+		"joined; every weft_spawn() needs a weft_join() before the "
+		"task returns\n",
+		(void *)f, f->fn, n);
+	abort();
+}
+
 void weft__worker_run(struct weft__worker *w, struct weft_future *f)
 {
+	struct weft__fiber *self = w->fib.running;
+	uint32_t depth;
+
 	if (weft__pool_cancelling(w->pool)) {
 		weft__future_complete(f, -ECANCELED, NULL);
 		return;
 	}
-	f->waiting_in = w->current;
-	w->current = f;
+	/* The fiber object stays the same across a migration, so self may be
+	 * kept; w may not. */
+	f->waiting_in = self->current;
+	f->fiber = self;
+	self->current = f;
+	depth = weft__forkq_depth(&self->fq);
 	weft__future_run(f);
-	w->current = f->waiting_in;
+	if (weft__forkq_depth(&self->fq) != depth)
+		unjoined(f, weft__forkq_depth(&self->fq) - depth);
+	self->current = f->waiting_in;
 	f->waiting_in = NULL;
 }
 
+/* Entries in the queues are futures and fibers (kind K_FIBER); a stolen
+ * fork child is returned by find_work() tagged with the low bit. */
+#define FRAME_TAG ((uintptr_t)1)
+
 void weft__worker_process(struct weft__worker *w, struct weft_future *f)
 {
+	if ((uintptr_t)f & FRAME_TAG) {
+		weft__frame_run((struct weft__frame *)((uintptr_t)f &
+						       ~FRAME_TAG));
+		return;
+	}
+	if (f->kind == K_FIBER) {
+		counter_inc(&w->popped);
+		weft__fiber_resume(w, (struct weft__fiber *)f);
+	}
 	if (weft__future_claim(f, F_RUNNING))
 		weft__worker_run(w, f);
 	weft_future_unref(f); /* the queue's reference */
-	counter_inc(&w->popped);
+	/* The task may have moved this fiber to another worker. */
+	counter_inc(&weft__current_worker()->popped);
 }
 
 struct weft_future *weft__worker_take_if(struct weft__worker *w,
@@ -285,11 +354,21 @@ static struct weft_future *steal_round(struct weft__worker *w)
 
 		if (v == w)
 			continue;
+		struct weft__forkq *fq;
+
 		do
 			item = weft__deque_steal(&v->deque);
 		while (item == WEFT__DEQUE_ABORT);
 		if (item)
 			return item;
+		/* acquire: pairs with the release in the victim's switch. */
+		fq = atomic_load_explicit(&v->fq, memory_order_acquire);
+		if (fq) {
+			struct weft__frame *fr = weft__forkq_steal(fq);
+
+			if (fr)
+				return (void *)((uintptr_t)fr | FRAME_TAG);
+		}
 	}
 	return grab_inject(w);
 }
@@ -344,9 +423,15 @@ static struct weft_future *find_work(struct weft__worker *w)
 /* Work any worker could see right now (the re-check before sleeping). */
 static bool work_visible(struct weft_pool *pool)
 {
-	for (unsigned i = 0; i < pool->nworkers; i++)
+	for (unsigned i = 0; i < pool->nworkers; i++) {
+		struct weft__forkq *fq = atomic_load_explicit(
+			&pool->workers[i].fq, memory_order_acquire);
+
 		if (weft__deque_size(&pool->workers[i].deque))
 			return true;
+		if (fq && weft__forkq_maybe_nonempty(fq))
+			return true;
+	}
 	return weft__inject_maybe_nonempty(&pool->inject);
 }
 
@@ -383,24 +468,40 @@ static void *worker_main(void *arg)
 #endif
 	if (pool->on_start)
 		pool->on_start(w->index, pool->hook_arg);
+	weft__stack_overflow_thread_init();
 	atomic_fetch_add(&pool->nstarted, 1);
 	weft__futex_wake(&pool->nstarted, 1);
 
+	if (weft__fiber_run_loop(w) != 0) {
+		fprintf(stderr,
+			"weft: worker %s could not map a fiber stack of %zu "
+			"bytes\n",
+			name, pool->fiber_stack_size);
+		abort();
+	}
+	weft__stack_overflow_thread_fini();
+	if (pool->on_stop)
+		pool->on_stop(w->index, pool->hook_arg);
+	tls_worker = NULL;
+	return NULL;
+}
+
+_Noreturn void weft__worker_loop(void)
+{
 	for (;;) {
+		/* Re-read every time round: a task run below may have moved
+		 * this fiber to another worker. */
+		struct weft__worker *w = weft__current_worker();
 		struct weft_future *f = find_work(w);
 
 		if (f) {
 			weft__worker_process(w, f);
 			continue;
 		}
-		if (atomic_load(&pool->state) == POOL_STOPPED)
-			break;
+		if (atomic_load(&w->pool->state) == POOL_STOPPED)
+			weft__fiber_exit_loop();
 		park(w);
 	}
-	if (pool->on_stop)
-		pool->on_stop(w->index, pool->hook_arg);
-	tls_worker = NULL;
-	return NULL;
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -433,6 +534,13 @@ static void join_workers(struct weft_pool *pool)
 	pool->joined = true;
 }
 
+static void drop_stale(struct weft_future *f)
+{
+	/* A fiber entry cannot be stale: the drain waited for it. */
+	if (f->kind != K_FIBER)
+		weft_future_unref(f);
+}
+
 /* Free everything; the workers have been joined. Entries still queued are
  * stale (their tasks completed or were cancelled): drop their references. */
 static void pool_free(struct weft_pool *pool)
@@ -447,16 +555,19 @@ static void pool_free(struct weft_pool *pool)
 		if (!w->deque.retired && !atomic_load(&w->deque.array))
 			continue;
 		while ((f = weft__deque_take(&w->deque)))
-			weft_future_unref(f);
+			drop_stale(f);
 		weft__deque_fini(&w->deque);
 	}
 	if (pool->inject.lanes) {
 		while ((n = weft__inject_pop_batch(&pool->inject, 0, batch,
 						   INJECT_BATCH)))
 			for (unsigned i = 0; i < n; i++)
-				weft_future_unref(
-					weft__future_of_node(batch[i]));
+				drop_stale(weft__future_of_node(batch[i]));
 		weft__inject_fini(&pool->inject);
+	}
+	if (pool->fibers_ready) {
+		weft__timer_fini(pool);
+		weft__fibers_fini(pool);
 	}
 	weft__idle_fini(&pool->idle);
 	pthread_mutex_destroy(&pool->shutdown_lock);
@@ -490,6 +601,10 @@ WEFT_API int weft_pool_create(const struct weft_pool_options *opts,
 	}
 	if (opts->workers > WEFT_MAX_WORKERS)
 		return -EINVAL;
+	if (opts->stack_size &&
+	    (opts->stack_size < WEFT__STACK_MIN ||
+	     opts->stack_size > ((size_t)1 << 30)))
+		return -EINVAL;
 	n = opts->workers ? opts->workers : weft_cpu_count();
 
 	pool = calloc(1, sizeof(*pool));
@@ -507,6 +622,7 @@ WEFT_API int weft_pool_create(const struct weft_pool_options *opts,
 	pool->workers = aligned_alloc(64, sizeof(*pool->workers) * n);
 	if (!pool->workers)
 		goto err_free;
+	weft__stack_overflow_init(weft__fiber_overflow_lookup);
 	memset(pool->workers, 0, sizeof(*pool->workers) * n);
 	if (weft__idle_init(&pool->idle, n) != 0) {
 		free(pool->workers);
@@ -514,6 +630,15 @@ WEFT_API int weft_pool_create(const struct weft_pool_options *opts,
 	}
 	if (weft__inject_init(&pool->inject, lanes_for(n)) != 0)
 		goto err_unwind;
+	if (weft__fibers_init(pool, opts->stack_size ? opts->stack_size
+						     : WEFT_STACK_SIZE_DEFAULT) !=
+	    0)
+		goto err_unwind;
+	if (weft__timers_init(&pool->timers) != 0) {
+		weft__fibers_fini(pool);
+		goto err_unwind;
+	}
+	pool->fibers_ready = true;
 	for (unsigned i = 0; i < n; i++) {
 		struct weft__worker *w = &pool->workers[i];
 

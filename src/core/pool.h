@@ -18,6 +18,7 @@
 #include "core/deque.h"
 #include "core/idle.h"
 #include "core/inject.h"
+#include "fiber/fiber.h"
 
 struct weft_future;
 
@@ -40,12 +41,26 @@ struct weft__worker {
 	uint32_t tick;
 	uint64_t rng;
 	bool searching;
-	/* The task running on this worker's thread, innermost first through
-	 * waiting_in; NULL between tasks. Owner only. */
-	struct weft_future *current;
+	/* Fibers: the one running here, the thread's own context, the cache
+	 * (fiber.h). Owner only. */
+	struct weft__fiber_worker fib;
+	/* The fork queue of the running fiber, for thieves (spawn.h). */
+	_Atomic(struct weft__forkq *) fq;
 	pthread_t thread;
 	bool started;
 };
+
+/* The interim timer (wait.c). */
+struct weft__timers {
+	pthread_mutex_t lock;
+	struct weft__timer **heap; /* a binary min-heap on deadline */
+	size_t n, cap;
+	_Atomic uint32_t seq; /* futex word the thread sleeps on */
+	bool started, stop;
+	pthread_t thread;
+};
+
+int weft__timers_init(struct weft__timers *t);
 
 struct weft_pool {
 	unsigned nworkers;
@@ -65,6 +80,15 @@ struct weft_pool {
 	weft_worker_hook on_start, on_stop;
 	void *hook_arg;
 	char name[16];
+	/* Fibers (fiber.c): the stack size, the free list shared by the
+	 * workers' caches, and how many exist. */
+	size_t fiber_stack_size;
+	pthread_mutex_t fiber_lock;
+	struct weft__fiber *fiber_free;
+	size_t fiber_nfree;
+	_Atomic size_t fibers_mapped;
+	struct weft__timers timers;
+	bool fibers_ready; /* fibers and timers initialised */
 };
 
 /*
@@ -82,9 +106,15 @@ struct weft__worker *weft__current_worker(void);
  */
 int weft__pool_push(struct weft_pool *pool, struct weft_future *f);
 
-/* Run the claimed task @f on the worker @w's thread, inline below the task
- * that is running there (if any). */
+/* Run the claimed task @f on the worker @w's running fiber, inline below
+ * the task that is running there (if any). The task may suspend: re-read
+ * the worker afterwards. */
 void weft__worker_run(struct weft__worker *w, struct weft_future *f);
+
+/* Queue the suspended fiber @f of @pool: on the calling worker's deque when
+ * it is one of @pool's and !@fifo, else on the inject queue. */
+void weft__pool_push_fiber(struct weft_pool *pool, struct weft__fiber *f,
+			   bool fifo);
 
 /* Whether the pool is cancelling its work (weft_task_cancelled()). */
 static inline bool weft__pool_cancelling(struct weft_pool *pool)
@@ -102,7 +132,8 @@ struct weft_future *weft__worker_take_if(struct weft__worker *w,
 					 void *ctx);
 
 /* Process an entry taken from a queue: run it if it can be claimed, drop
- * the queue's reference, count it. */
+ * the queue's reference, count it. A K_FIBER entry is switched to: then
+ * this call does not return. */
 void weft__worker_process(struct weft__worker *w, struct weft_future *f);
 
 #endif /* WEFT_CORE_POOL_H */

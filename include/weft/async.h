@@ -1,0 +1,101 @@
+/*
+ * weft/async.h - coroutine async inside tasks: fork/join, yield, sleep,
+ * cancellation scopes and task-local storage.
+ *
+ * Every task runs on a fiber: a stack of its own that the worker thread
+ * switches to. A task that never waits costs a function call, not a
+ * switch. A task that waits (for a future, a spawned child, a group, a
+ * lock, a channel, a sleep) parks its fiber; its worker goes on with other
+ * work, and the task resumes, possibly on another worker, when the wait is
+ * over. The same wait called on a thread that is not a worker blocks that
+ * thread. See docs/async.md.
+ *
+ * Rules for code that runs in tasks, because a task may change threads at
+ * any wait:
+ *  - do not keep the address of a thread-local variable, errno's included,
+ *    or pthread_self(), across a wait;
+ *  - do not hold a pthread mutex across a wait (use weft_mutex, weft/sync.h);
+ *  - do not change the signal mask.
+ */
+#ifndef WEFT_ASYNC_H
+#define WEFT_ASYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "task.h"
+
+WEFT_BEGIN_DECLS
+
+/**
+ * struct weft_spawn - the record of one forked child, owned by the caller
+ * (put it on the stack of the task that forks). Its fields are private.
+ * It must stay where it is until weft_join() on it has returned.
+ */
+struct weft_spawn {
+	void *private_[8];
+};
+
+/**
+ * weft_spawn() - fork: make @fn(@arg) runnable as a child of the calling
+ * task, to be joined later with weft_join(@sp).
+ *
+ * Spawns and joins nest like calls: join children in the reverse order of
+ * their spawns (LIFO), and join every child before the task returns. A child
+ * that no idle worker has stolen by the time it is joined runs inline in
+ * weft_join(), as a plain call. Neither call allocates memory.
+ *
+ * Called outside a task (no fiber), or when the calling task already has
+ * too many unjoined children (WEFT_SPAWN_DEPTH), the child runs at once,
+ * inline, and weft_join() returns its outcome. Never fails.
+ */
+WEFT_API void weft_spawn(struct weft_spawn *sp, weft_task_fn fn, void *arg);
+
+/** Children a task may have unjoined before further spawns run inline. */
+#define WEFT_SPAWN_DEPTH 256
+
+/**
+ * weft_join() - wait for the child forked into @sp and return its error
+ * code (0 or a negative errno); its value goes to *@value if @value is not
+ * NULL. If a thief is running the child, the calling task suspends until
+ * it finishes. A join is not a cancellation point: it always waits for the
+ * child, so that @sp can be reused or go out of scope.
+ * Joining out of LIFO order, or twice, aborts with a message.
+ */
+WEFT_API int weft_join(struct weft_spawn *sp, void **value);
+
+/**
+ * weft_yield() - let the worker run other ready work before the calling task
+ * continues: the task goes to the back of the pool's queue. Outside a task,
+ * sched_yield(). Returns 0, or -ECANCELED when the task has been cancelled
+ * (and is not shielded).
+ */
+WEFT_API int weft_yield(void);
+
+/**
+ * weft_sleep() - suspend the calling task for @ns nanoseconds (block the
+ * calling thread, outside a task). weft_sleep_until() takes an absolute
+ * weft_now() deadline. Return 0 when the time has passed, -ECANCELED when
+ * the task was cancelled first (the sleep ends early), -EINVAL for a
+ * negative @ns.
+ */
+WEFT_API int weft_sleep(int64_t ns);
+WEFT_API int weft_sleep_until(int64_t deadline);
+
+/**
+ * weft_cancel_shield_push() / _pop() - shield the calling task from
+ * cancellation (for cleanup that must wait: flushing, awaiting an I/O
+ * cancel): while at least one shield is pushed, waits in the task are not
+ * woken by a cancel and do not return -ECANCELED, and weft_task_cancelled()
+ * says false. The request stays: after the last pop, the next wait returns
+ * -ECANCELED. Shields nest; pops must match pushes (a pop without a push
+ * aborts with a message). Outside a task both do nothing.
+ */
+WEFT_API void weft_cancel_shield_push(void);
+WEFT_API void weft_cancel_shield_pop(void);
+
+WEFT_END_DECLS
+
+#endif /* WEFT_ASYNC_H */

@@ -1,0 +1,389 @@
+/*
+ * core/wait.c - the wait primitive (wait.h) and the interim timer.
+ *
+ * The interim timer: one thread per pool, started by the first fiber wait
+ * with a deadline, holding a binary min-heap of deadlines under a mutex and
+ * sleeping on a futex until the earliest. It fires a waiter under the heap
+ * lock, so once weft__wait() has taken its timer out under that lock the
+ * thread can no longer touch the waiter. Thread waiters do not use it:
+ * their futex wait carries the deadline. The io thread's timers replace it
+ * in the next release (DESIGN.md section 7).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/pool.h"
+#include "core/wait.h"
+#include "fiber/fiber.h"
+#include "util/futex.h"
+
+/* ---- waking ----------------------------------------------------------- */
+
+bool weft__waiter_wake(struct weft__waiter *w, uint32_t reason)
+{
+	/* Read before the CAS: once it succeeds a thread waiter may return
+	 * and its record vanish. */
+	struct weft__fiber *fiber = w->fiber;
+	uint32_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
+
+	do {
+		if (s & W_REASON)
+			return false;
+		/* acq_rel: release publishes what the source handed over
+		 * (w->data); acquire pairs with the arming stores. */
+	} while (!atomic_compare_exchange_weak_explicit(
+		&w->state, &s, s | reason, memory_order_acq_rel,
+		memory_order_relaxed));
+	if (s & W_ARMING)
+		return true; /* the waiting side resumes itself */
+	if (fiber)
+		weft__fiber_ready(fiber);
+	else
+		weft__futex_wake(&w->state, 1);
+	return true;
+}
+
+/* ---- the timer -------------------------------------------------------- */
+
+static bool before(struct weft__timer *a, struct weft__timer *b)
+{
+	return a->deadline < b->deadline;
+}
+
+static void heap_set(struct weft__timers *t, size_t i, struct weft__timer *x)
+{
+	t->heap[i] = x;
+	x->idx = i;
+}
+
+static void sift_up(struct weft__timers *t, size_t i)
+{
+	struct weft__timer *x = t->heap[i];
+
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+
+		if (!before(x, t->heap[p]))
+			break;
+		heap_set(t, i, t->heap[p]);
+		i = p;
+	}
+	heap_set(t, i, x);
+}
+
+static void sift_down(struct weft__timers *t, size_t i)
+{
+	struct weft__timer *x = t->heap[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= t->n)
+			break;
+		if (c + 1 < t->n && before(t->heap[c + 1], t->heap[c]))
+			c++;
+		if (!before(t->heap[c], x))
+			break;
+		heap_set(t, i, t->heap[c]);
+		i = c;
+	}
+	heap_set(t, i, x);
+}
+
+static void heap_remove(struct weft__timers *t, size_t i)
+{
+	struct weft__timer *last = t->heap[--t->n];
+
+	t->heap[i]->idx = SIZE_MAX;
+	if (i == t->n)
+		return;
+	heap_set(t, i, last);
+	sift_down(t, i);
+	sift_up(t, last->idx);
+}
+
+static void *timer_main(void *arg)
+{
+	struct weft__timers *t = arg;
+
+	pthread_mutex_lock(&t->lock);
+	while (!t->stop) {
+		int64_t now = weft_now(), until = WEFT_FOREVER;
+		uint32_t seq;
+
+		while (t->n && t->heap[0]->deadline <= now) {
+			struct weft__waiter *w = t->heap[0]->w;
+
+			heap_remove(t, 0);
+			weft__waiter_wake(w, W_TIMEDOUT);
+		}
+		if (t->n)
+			until = t->heap[0]->deadline;
+		seq = atomic_load(&t->seq);
+		pthread_mutex_unlock(&t->lock);
+		weft__futex_wait(&t->seq, seq, until);
+		pthread_mutex_lock(&t->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+/* Add @tm; 0 or -ENOMEM / -EAGAIN (no thread). */
+static int timer_add(struct weft__timers *t, struct weft__timer *tm)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (!t->started) {
+		if (pthread_create(&t->thread, NULL, timer_main, t) != 0) {
+			err = -EAGAIN;
+			goto out;
+		}
+		t->started = true;
+	}
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 64;
+		struct weft__timer **h = realloc(t->heap, cap * sizeof(*h));
+
+		if (!h) {
+			err = -ENOMEM;
+			goto out;
+		}
+		t->heap = h;
+		t->cap = cap;
+	}
+	heap_set(t, t->n++, tm);
+	sift_up(t, tm->idx);
+	if (tm->idx == 0) {
+		/* A new earliest deadline: the thread must sleep less. */
+		atomic_fetch_add(&t->seq, 1);
+		weft__futex_wake(&t->seq, 1);
+	}
+out:
+	pthread_mutex_unlock(&t->lock);
+	return err;
+}
+
+static void timer_del(struct weft__timers *t, struct weft__timer *tm)
+{
+	pthread_mutex_lock(&t->lock);
+	if (tm->idx != SIZE_MAX)
+		heap_remove(t, tm->idx);
+	pthread_mutex_unlock(&t->lock);
+}
+
+int weft__timers_init(struct weft__timers *t)
+{
+	t->heap = NULL;
+	t->n = t->cap = 0;
+	t->started = t->stop = false;
+	atomic_init(&t->seq, 0);
+	return -pthread_mutex_init(&t->lock, NULL);
+}
+
+void weft__timer_fini(struct weft_pool *pool)
+{
+	struct weft__timers *t = &pool->timers;
+
+	pthread_mutex_lock(&t->lock);
+	t->stop = true;
+	atomic_fetch_add(&t->seq, 1);
+	weft__futex_wake(&t->seq, 1);
+	pthread_mutex_unlock(&t->lock);
+	if (t->started)
+		pthread_join(t->thread, NULL);
+	free(t->heap);
+	pthread_mutex_destroy(&t->lock);
+}
+
+/* ---- cancellation ----------------------------------------------------- */
+
+bool weft__cancel_pending(void)
+{
+	struct weft__fiber *self = weft__fiber_self();
+	struct weft_future *cur;
+
+	if (!self || self->shield || !(cur = self->current))
+		return false;
+	return atomic_load_explicit(&cur->cancel_req, memory_order_relaxed) ||
+	       weft__pool_cancelling(self->pool);
+}
+
+void weft__cancel_wake(struct weft_future *f)
+{
+	struct weft__fiber *fiber = f->fiber;
+
+	if (!fiber)
+		return;
+	weft__fiber_wait_lock(fiber);
+	if (fiber->current == f && fiber->waiting && !fiber->shield)
+		weft__waiter_wake(fiber->waiting, W_CANCELLED);
+	weft__fiber_wait_unlock(fiber);
+}
+
+/* ---- waiting ---------------------------------------------------------- */
+
+/* Park action: the fiber's context is saved; registrations are done. */
+static void park_armed(struct weft__fiber *prev, void *arg)
+{
+	struct weft__waiter *w = arg;
+	/* acq_rel: acquire sees the winner's handover; release is free. */
+	uint32_t old = atomic_fetch_and_explicit(&w->state, ~(uint32_t)W_ARMING,
+						 memory_order_acq_rel);
+
+	if (old & W_REASON)
+		weft__fiber_ready(prev);
+}
+
+int weft__wait(struct weft__waiter *w, const struct weft__wait_ops *ops,
+	       void *src, int64_t deadline, unsigned flags)
+{
+	struct weft__fiber *self = weft__fiber_self();
+	bool cancellable = self && (flags & WEFT__WAIT_CANCELLABLE);
+	bool timed = false;
+	uint32_t r;
+
+	if (cancellable && weft__cancel_pending())
+		return -ECANCELED;
+	w->fiber = self;
+	w->timer.idx = SIZE_MAX;
+	w->timer.w = w;
+	w->timer.deadline = deadline;
+	atomic_init(&w->released, 0);
+	atomic_init(&w->state, W_ARMING);
+	if (!ops->arm(w, src))
+		return 0;
+
+	if (self) {
+		if (deadline != WEFT_FOREVER) {
+			if (deadline <= weft_now()) {
+				weft__waiter_wake(w, W_TIMEDOUT);
+			} else {
+				int err = timer_add(&self->pool->timers,
+						    &w->timer);
+
+				if (err) {
+					if (!ops->disarm(w, src))
+						goto wait_released_err;
+					return err;
+				}
+				timed = true;
+			}
+		}
+		if (cancellable) {
+			weft__fiber_wait_lock(self);
+			self->waiting = w;
+			weft__fiber_wait_unlock(self);
+			/* A cancel that came before waiting was set. */
+			if (weft__cancel_pending())
+				weft__waiter_wake(w, W_CANCELLED);
+		}
+#if WEFT_FORCE_MIGRATION
+		/* Debug: suspend even when already woken, so that every
+		 * wait is a chance to change threads. */
+		if (weft__fiber_suspend(park_armed, w) != 0)
+			atomic_fetch_and(&w->state, ~(uint32_t)W_ARMING);
+#else
+		if (atomic_load_explicit(&w->state, memory_order_acquire) &
+		    W_REASON)
+			atomic_fetch_and(&w->state, ~(uint32_t)W_ARMING);
+		else if (weft__fiber_suspend(park_armed, w) != 0)
+			goto block; /* no fiber to go on with: block */
+#endif
+		self = w->fiber; /* the same fiber; maybe another worker */
+		if (timed)
+			timer_del(&self->pool->timers, &w->timer);
+		if (cancellable) {
+			weft__fiber_wait_lock(self);
+			self->waiting = NULL;
+			weft__fiber_wait_unlock(self);
+		}
+		goto done;
+	}
+
+block:
+	/* A thread waiter: sleep on the state word. */
+	{
+		uint32_t old = atomic_fetch_and_explicit(
+			&w->state, ~(uint32_t)W_ARMING, memory_order_acq_rel);
+
+		while (!((old = atomic_load_explicit(&w->state,
+						     memory_order_acquire)) &
+			 W_REASON)) {
+			if (weft__futex_wait(&w->state, old, deadline) ==
+			    -ETIMEDOUT)
+				weft__waiter_wake(w, W_TIMEDOUT);
+		}
+		if (timed) {
+			/* Came here from a failed suspend with a timer. */
+			timer_del(&self->pool->timers, &w->timer);
+		}
+		if (cancellable) {
+			weft__fiber_wait_lock(self);
+			self->waiting = NULL;
+			weft__fiber_wait_unlock(self);
+		}
+	}
+done:
+	r = atomic_load_explicit(&w->state, memory_order_acquire) & W_REASON;
+	if (r == W_WOKEN)
+		return 0;
+	if (!ops->disarm(w, src)) {
+		/* Fired at the same time: the source still holds the node. */
+		while (!atomic_load_explicit(&w->released,
+					     memory_order_acquire))
+			sched_yield();
+	}
+	return r == W_TIMEDOUT ? -ETIMEDOUT : -ECANCELED;
+
+wait_released_err:
+	/* The source is firing us, and its winning CAS will be its last
+	 * touch. */
+	while (!(atomic_load_explicit(&w->state, memory_order_acquire) &
+		 W_REASON))
+		sched_yield();
+	return 0; /* it fired: the wait succeeded after all */
+}
+
+/* ---- futures ---------------------------------------------------------- */
+
+static void future_node_fire(struct weft__wnode *n, struct weft_future *f)
+{
+	struct weft__waiter *w = (struct weft__waiter *)n;
+
+	(void)f;
+	/* A winning wake is the last touch (the waiter may return at once);
+	 * a losing one must tell the waiter, which is waiting in its disarm
+	 * for the node to be released. */
+	if (!weft__waiter_wake(w, W_WOKEN))
+		weft__waiter_release(w);
+}
+
+static bool future_arm(struct weft__waiter *w, void *src)
+{
+	w->node.fire = future_node_fire;
+	w->node.next = NULL;
+	return weft__future_add_waiter(src, &w->node);
+}
+
+static bool future_disarm(struct weft__waiter *w, void *src)
+{
+	return weft__future_remove_waiter(src, &w->node);
+}
+
+static const struct weft__wait_ops future_ops = {
+	.arm = future_arm,
+	.disarm = future_disarm,
+};
+
+int weft__wait_future(struct weft_future *f, int64_t deadline,
+		      unsigned flags)
+{
+	struct weft__waiter w;
+
+	w.data = NULL;
+	return weft__wait(&w, &future_ops, f, deadline, flags);
+}
