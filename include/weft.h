@@ -7,6 +7,8 @@
  *   weft/future.h  futures, callbacks, continuations, when_all/when_any,
  *                  as_completed
  *   weft/map.h     parallel for and map
+ *   weft/async.h   inside tasks: fork/join, yield, sleep, cancel shields
+ *   weft/group.h   task groups (structured concurrency), task-local values
  *
  * Start with docs/executor.md.
  */
@@ -18,5 +20,7 @@
 #include "weft/task.h"
 #include "weft/future.h"
 #include "weft/map.h"
+#include "weft/async.h"
+#include "weft/group.h"
 
 #endif /* WEFT_H */

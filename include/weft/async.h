@@ -35,7 +35,7 @@ WEFT_BEGIN_DECLS
  * It must stay where it is until weft_join() on it has returned.
  */
 struct weft_spawn {
-	void *private_[8];
+	void *private_[10];
 };
 
 /**
@@ -50,6 +50,10 @@ struct weft_spawn {
  * Called outside a task (no fiber), or when the calling task already has
  * too many unjoined children (WEFT_SPAWN_DEPTH), the child runs at once,
  * inline, and weft_join() returns its outcome. Never fails.
+ *
+ * A child runs as part of its parent task, wherever it runs: it sees the
+ * parent's cancel request (weft_task_cancelled()) and shares its
+ * task-local values (weft/group.h).
  */
 WEFT_API void weft_spawn(struct weft_spawn *sp, weft_task_fn fn, void *arg);
 

@@ -9,6 +9,7 @@
 
 #include "core/falloc.h"
 #include "core/future.h"
+#include "core/locals.h"
 #include "core/pool.h"
 #include "core/spawn.h"
 #include "core/wait.h"
@@ -29,6 +30,9 @@ struct weft_future *weft__future_new(uint8_t kind, void *fn, void *arg,
 	f->kind = kind;
 	f->fn = fn;
 	f->arg = arg;
+	/* A task starts with its creator's task-local values. */
+	if (kind != K_NONE && kind != K_FRAME)
+		f->locals = weft__locals_inherit();
 	return f;
 }
 
@@ -85,6 +89,7 @@ WEFT_API void weft_future_unref(struct weft_future *f)
 		return;
 	f->magic = WEFT__FUTURE_DEAD;
 	weft_future_unref(f->arg2);
+	weft__locals_unref(f->locals);
 	weft__ffree(f);
 }
 

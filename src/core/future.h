@@ -93,6 +93,8 @@ struct weft_future {
 	struct weft_future *waiting_in;
 	/* The fiber the task runs on, once started (for cancellation). */
 	struct weft__fiber *fiber;
+	/* Task-local values (locals.h); a reference, or NULL. */
+	struct weft__locals *locals;
 };
 
 /* A new future with one reference, state QUEUED, or NULL. @extra bytes of

@@ -82,9 +82,16 @@ static void frame_wake(struct weft__frame *fr)
 
 void weft__frame_run(struct weft__frame *fr)
 {
+	struct weft__fiber *self = weft__fiber_self();
+	struct weft_future *saved = self->current;
 	void *value = NULL;
-	int err = fr->fn(fr->arg, &value);
+	int err;
 
+	/* Run as part of the parent task (the fiber object stays the same if
+	 * the child suspends and migrates, so self may be kept). */
+	self->current = fr->task;
+	err = fr->fn(fr->arg, &value);
+	self->current = saved;
 	fr->value = err < 0 ? NULL : value;
 	fr->err = err < 0 ? err : 0;
 	frame_wake(fr);
@@ -238,6 +245,7 @@ WEFT_API void weft_spawn(struct weft_spawn *sp, weft_task_fn fn, void *arg)
 	}
 	q = &self->fq;
 	fr->fq = q;
+	fr->task = self->current;
 	fr->slot = h;
 	fr->state = FR_PRIVATE;
 	fr->sync = 0;

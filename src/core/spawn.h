@@ -67,6 +67,9 @@ struct weft__frame {
 	struct weft_future *rec; /* FR_EVAC: the record that runs it */
 	uint32_t state;		 /* FR_*; __atomic relaxed */
 	uint32_t magic;
+	/* The parent task: a child runs as part of it wherever it runs
+	 * (its cancel state and task-local values). */
+	struct weft_future *task;
 };
 
 #define WEFT__FRAME_MAGIC 0x666f726bu /* "fork" */
