@@ -6,17 +6,18 @@
  * that the submit returned.
  *
  * Waiting inside a task (weft_future_wait() and friends, weft_map(),
- * weft_parallel_for()) - the interim rule until tasks run on fibers: when
- * the awaited task has not started yet, the waiting worker runs it inline
- * (as Lace's SYNC does); otherwise the waiting worker's thread blocks until
- * it completes. A pool whose every worker blocks this way on tasks that are
- * queued behind them stalls; the next release suspends the waiting task
- * instead (see docs/executor.md, "Waiting inside a task").
+ * weft_parallel_for(), and everything in weft/async.h, weft/group.h and
+ * weft/sync.h) suspends the task: its worker goes on with other work, and
+ * the task resumes, maybe on another worker, when the wait is over. If the
+ * awaited task has not started yet, the waiter runs it inline instead (as
+ * Lace's SYNC does): that is the awaited task itself, never unrelated work.
+ * See docs/async.md.
  */
 #ifndef WEFT_TASK_H
 #define WEFT_TASK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "common.h"
 
@@ -64,6 +65,28 @@ WEFT_API int weft_submit(struct weft_pool *pool, weft_task_fn fn, void *arg,
  */
 WEFT_API int weft_submit_routine(struct weft_pool *pool, weft_routine_fn fn,
 				 void *arg, struct weft_future **out);
+
+/**
+ * struct weft_task_options - per-task settings for weft_submit_opts().
+ * Fill it with zeros (designated initializers) and set what you need; later
+ * versions may add fields whose zero is the default.
+ */
+struct weft_task_options {
+	/** Usable stack bytes the task needs; 0 means the pool's
+	 *  (weft_pool_options.stack_size). A task that needs more than the
+	 *  pool's runs on a fiber of its own size (mapped for it: costs a few
+	 *  microseconds). At most 1 GiB. */
+	size_t stack_size;
+};
+
+/**
+ * weft_submit_opts() - weft_submit() with per-task settings (@opts may be
+ * NULL: the defaults). Returns what weft_submit() returns, and -EINVAL for
+ * a stack_size over 1 GiB.
+ */
+WEFT_API int weft_submit_opts(struct weft_pool *pool, weft_task_fn fn,
+			      void *arg, const struct weft_task_options *opts,
+			      struct weft_future **out);
 
 /**
  * weft_task_cancelled() - true when the calling task has been asked to stop:

@@ -201,6 +201,8 @@ int weft__future_help(struct weft_future *f)
 		if (t == f)
 			return -EDEADLK;
 	if (f->kind != K_NONE && f->pool == w->pool &&
+	    (!f->stack_kib || (size_t)f->stack_kib * 1024 <=
+				      w->fib.running->stack_size) &&
 	    weft__future_claim(f, F_RUNNING)) {
 		weft__worker_run(w, f);
 		return 1;

@@ -80,6 +80,7 @@ struct weft_future {
 	_Atomic uint32_t cancel_req; /* sticky: cancel asked while running */
 	_Atomic uint32_t lock;       /* protects waiters */
 	uint32_t magic;              /* live / dead, checked in debug builds */
+	uint32_t stack_kib;          /* stack the task needs; 0: the pool's */
 	struct weft__wnode *waiters;
 	struct weft_pool *pool; /* the pool that runs the task, if any */
 	void *fn;

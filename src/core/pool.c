@@ -194,18 +194,20 @@ void weft__pool_push_fiber(struct weft_pool *pool, struct weft__fiber *f,
 }
 
 static int submit(struct weft_pool *pool, uint8_t kind, void *fn, void *arg,
-		  struct weft_future **out)
+		  size_t stack, struct weft_future **out)
 {
 	struct weft_future *f;
 	int err;
 
 	if (out)
 		*out = NULL;
-	if (!pool || !fn)
+	if (!pool || !fn || stack > ((size_t)1 << 30))
 		return -EINVAL;
 	f = weft__future_new(kind, fn, arg, 0);
 	if (!f)
 		return -ENOMEM;
+	if (stack > pool->fiber_stack_size)
+		f->stack_kib = (uint32_t)((stack + 1023) / 1024);
 	if (!out) {
 		/* Detached: the queue takes over the only reference. */
 		err = push(pool, f, false);
@@ -224,13 +226,21 @@ static int submit(struct weft_pool *pool, uint8_t kind, void *fn, void *arg,
 WEFT_API int weft_submit(struct weft_pool *pool, weft_task_fn fn, void *arg,
 			 struct weft_future **out)
 {
-	return submit(pool, K_FN, (void *)fn, arg, out);
+	return submit(pool, K_FN, (void *)fn, arg, 0, out);
+}
+
+WEFT_API int weft_submit_opts(struct weft_pool *pool, weft_task_fn fn,
+			      void *arg, const struct weft_task_options *opts,
+			      struct weft_future **out)
+{
+	return submit(pool, K_FN, (void *)fn, arg, opts ? opts->stack_size : 0,
+		      out);
 }
 
 WEFT_API int weft_submit_routine(struct weft_pool *pool, weft_routine_fn fn,
 				 void *arg, struct weft_future **out)
 {
-	return submit(pool, K_ROUTINE, (void *)fn, arg, out);
+	return submit(pool, K_ROUTINE, (void *)fn, arg, 0, out);
 }
 
 WEFT_API bool weft_task_cancelled(void)
@@ -284,11 +294,39 @@ void weft__worker_process(struct weft__worker *w, struct weft_future *f)
 		return;
 	}
 	if (f->kind == K_FIBER) {
+		struct weft__fiber *fb = (struct weft__fiber *)f;
+
+#if WEFT_FORCE_MIGRATION
+		/* Debug: send a fiber that last ran here to another worker
+		 * (through the inject queue), a few times at most. */
+		if (fb->worker == w && w->pool->nworkers > 1 &&
+		    fb->bounces++ < 8) {
+			counter_inc(&w->popped);
+			weft__pool_push_fiber(w->pool, fb, true);
+			return;
+		}
+		fb->bounces = 0;
+#endif
 		counter_inc(&w->popped);
-		weft__fiber_resume(w, (struct weft__fiber *)f);
+		weft__fiber_resume(w, fb);
 	}
-	if (weft__future_claim(f, F_RUNNING))
-		weft__worker_run(w, f);
+	if (weft__future_claim(f, F_RUNNING)) {
+		if (f->stack_kib &&
+		    (size_t)f->stack_kib * 1024 > w->fib.running->stack_size)
+			/* A task that needs a bigger stack than this fiber
+			 * has: run it on a fiber of its own, which finishes
+			 * this entry (weft__worker_finish) and then carries
+			 * on as the loop. */
+			weft__future_complete(f, weft__fiber_run_task(w, f),
+					      NULL);
+		else
+			weft__worker_run(w, f);
+	}
+	weft__worker_finish(f);
+}
+
+void weft__worker_finish(struct weft_future *f)
+{
 	weft_future_unref(f); /* the queue's reference */
 	/* The task may have moved this fiber to another worker. */
 	counter_inc(&weft__current_worker()->popped);

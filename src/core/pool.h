@@ -131,6 +131,10 @@ struct weft_future *weft__worker_take_if(struct weft__worker *w,
 						       void *),
 					 void *ctx);
 
+/* The end of processing a task entry: drop the queue's reference and count
+ * the pop on the worker the caller now runs on. */
+void weft__worker_finish(struct weft_future *f);
+
 /* Process an entry taken from a queue: run it if it can be claimed, drop
  * the queue's reference, count it. A K_FIBER entry is switched to: then
  * this call does not return. */

@@ -70,14 +70,16 @@ static void fiber_reset(struct weft__fiber *f)
 	f->waiting = NULL;
 	f->shield = 0;
 	f->used = false;
+	f->start_task = NULL;
+	f->bounces = 0;
 }
 
-static struct weft__fiber *fiber_map(struct weft_pool *pool)
+static struct weft__fiber *fiber_map(struct weft_pool *pool, size_t size)
 {
 	struct weft__stack st;
 	struct weft__fiber *f;
 
-	if (weft__stack_map(pool->fiber_stack_size + desc_size(), &st) != 0)
+	if (weft__stack_map(size + desc_size(), &st) != 0)
 		return NULL;
 	f = (struct weft__fiber *)((char *)st.hi - desc_size());
 	memset(f, 0, sizeof(*f));
@@ -121,7 +123,7 @@ static struct weft__fiber *fiber_get(struct weft__worker *w)
 			pool->fiber_nfree--;
 		}
 		pthread_mutex_unlock(&pool->fiber_lock);
-		if (!f && !(f = fiber_map(pool)))
+		if (!f && !(f = fiber_map(pool, pool->fiber_stack_size)))
 			return NULL;
 	}
 	fiber_reset(f);
@@ -320,7 +322,31 @@ static void fiber_entry(void *xfer)
 #endif
 	self->used = true;
 	landed(w, h);
+	if (self->start_task) {
+		struct weft_future *t = self->start_task;
+
+		self->start_task = NULL;
+		weft__worker_run(w, t);
+		weft__worker_finish(t);
+	}
 	weft__worker_loop();
+}
+
+int weft__fiber_run_task(struct weft__worker *w, struct weft_future *f)
+{
+	struct weft__fiber *self = w->fib.running;
+	struct weft__fiber *nf =
+		fiber_map(w->pool, (size_t)f->stack_kib * 1024);
+	struct handoff h;
+	struct weft__worker *wout;
+
+	if (!nf)
+		return -ENOMEM;
+	fiber_reset(nf);
+	nf->start_task = f;
+	h = (struct handoff){.to = nf, .prev = self, .prev_dead = true};
+	switch_to(w, self, nf, &h, true, &wout);
+	abort();
 }
 
 /* ---- the public face -------------------------------------------------- */

@@ -76,6 +76,10 @@ struct weft__fiber {
 	struct weft__waiter *waiting;
 	uint32_t shield; /* cancel-shield depth (weft_cancel_shield_push) */
 
+	/* A task to run first when the fiber starts (weft__fiber_run_task). */
+	struct weft_future *start_task;
+	uint32_t bounces; /* WEFT_FORCE_MIGRATION: hops to other workers */
+
 	/* Sanitizer state. */
 	void *asan_fake;
 	void *tsan;
@@ -152,6 +156,14 @@ _Noreturn void weft__fiber_resume(struct weft__worker *w,
 /* The stack-overflow lookup registered with stack.c: a message naming the
  * task if @addr is in the guard of the fiber running on this thread. */
 size_t weft__fiber_overflow_lookup(void *addr, char *buf, size_t len);
+
+/*
+ * From the loop of worker @w: run the claimed task @f, which needs a bigger
+ * stack than the running fiber has, on a new fiber of its size; that fiber
+ * then goes on as the loop, and the running one is abandoned. Never
+ * returns, except with -ENOMEM when no fiber could be mapped.
+ */
+int weft__fiber_run_task(struct weft__worker *w, struct weft_future *f);
 
 /* Lock protecting fiber->waiting (a spinlock). */
 void weft__fiber_wait_lock(struct weft__fiber *f);
