@@ -210,7 +210,7 @@ static bool reclaim(struct weft__forkq *q, uint32_t h)
 	}
 }
 
-static void run_inline(struct weft__frame *fr)
+static inline void run_inline(struct weft__frame *fr)
 {
 	void *value = NULL;
 	int err = fr->fn(fr->arg, &value);
@@ -220,7 +220,8 @@ static void run_inline(struct weft__frame *fr)
 	state_set(fr, FR_INLINE);
 }
 
-WEFT_API void weft_spawn(struct weft_spawn *sp, weft_task_fn fn, void *arg)
+__attribute__((hot)) WEFT_API void weft_spawn(struct weft_spawn *sp,
+					      weft_task_fn fn, void *arg)
 {
 	struct weft__frame *fr = (struct weft__frame *)sp;
 	struct weft__fiber *self = weft__fiber_self();
@@ -230,7 +231,6 @@ WEFT_API void weft_spawn(struct weft_spawn *sp, weft_task_fn fn, void *arg)
 	fr->fn = fn;
 	fr->arg = arg;
 	fr->magic = WEFT__FRAME_MAGIC;
-	fr->rec = NULL;
 	if (!self || !fn ||
 	    (h = head_get(&self->fq)) == WEFT_SPAWN_DEPTH) {
 		fr->fq = NULL;
@@ -265,7 +265,8 @@ static _Noreturn void join_misuse(struct weft__frame *fr, const char *why)
 	abort();
 }
 
-WEFT_API int weft_join(struct weft_spawn *sp, void **value)
+__attribute__((hot)) WEFT_API int weft_join(struct weft_spawn *sp,
+					    void **value)
 {
 	struct weft__frame *fr = (struct weft__frame *)sp;
 	struct weft__forkq *q = fr->fq;
@@ -289,11 +290,16 @@ WEFT_API int weft_join(struct weft_spawn *sp, void **value)
 	}
 	h--;
 	head_set(q, h);
-	if (h >= q->osplit) {
+	if (__builtin_expect(h >= q->osplit, 1)) {
 		/* Private: nobody else has seen it (evacuation resets osplit
-		 * to head, so an evacuated frame is never here). */
-		run_inline(fr);
-		goto out;
+		 * to head, so an evacuated frame is never here). The common
+		 * case: run the child here, as a call. */
+		void *v = NULL;
+		int err = fr->fn(fr->arg, &v);
+
+		if (value)
+			*value = err < 0 ? NULL : v;
+		return err < 0 ? err : 0;
 	}
 	if (state_get(fr) == FR_EVAC) {
 		struct weft_future *rec = fr->rec;
