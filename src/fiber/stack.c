@@ -383,7 +383,7 @@ static void chain(int sig, siginfo_t *si, void *uc)
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
 	weft__overflow_lookup lookup;
-	char msg[512];
+	char msg[1024];
 	int saved = errno;
 	size_t n = 0;
 
