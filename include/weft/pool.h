@@ -69,7 +69,10 @@ struct weft_pool_options {
 enum {
 	/** Cancel instead of draining: queued tasks never run, and their
 	 *  futures complete with -ECANCELED; running tasks finish, and see
-	 *  weft_task_cancelled() return true. */
+	 *  weft_task_cancelled() return true; a task suspended in a wait
+	 *  (not shielded, not a weft_join()) is woken and the wait returns
+	 *  -ECANCELED. A drain, by contrast, waits for suspended tasks to
+	 *  finish their waits. */
 	WEFT_SHUTDOWN_CANCEL = 1u << 0,
 };
 

@@ -764,6 +764,10 @@ WEFT_API int weft_pool_shutdown(struct weft_pool *pool, unsigned flags,
 	atomic_store(&pool->state, to);
 	/* Parked workers must wake to see queued work get cancelled. */
 	weft__idle_notify_all(&pool->idle);
+	/* Tasks suspended in waits see the cancel now, not when the wait
+	 * would have ended. */
+	if (to == POOL_CANCELLING)
+		weft__fibers_cancel_waits(pool);
 
 	for (;;) {
 		uint32_t seq = atomic_load(&pool->quiesce);

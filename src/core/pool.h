@@ -86,6 +86,8 @@ struct weft_pool {
 	pthread_mutex_t fiber_lock;
 	struct weft__fiber *fiber_free;
 	size_t fiber_nfree;
+	struct weft__fiber **fiber_all; /* every fiber, under fiber_lock */
+	size_t fiber_nall, fiber_capall;
 	_Atomic size_t fibers_mapped;
 	struct weft__timers timers;
 	bool fibers_ready; /* fibers and timers initialised */

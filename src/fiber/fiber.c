@@ -28,6 +28,7 @@
 
 #include "core/future.h"
 #include "core/pool.h"
+#include "core/wait.h"
 #include "fiber/context.h"
 #include "fiber/fiber.h"
 #include "util/sigfmt.h"
@@ -89,9 +90,40 @@ static struct weft__fiber *fiber_map(struct weft_pool *pool, size_t size)
 	f->stack_size = (size_t)((char *)f - (char *)st.lo);
 	atomic_init(&f->wait_lock, 0);
 	weft__forkq_init(&f->fq);
+	/* Every fiber is listed, for weft__fibers_cancel_waits(). */
+	pthread_mutex_lock(&pool->fiber_lock);
+	if (pool->fiber_nall == pool->fiber_capall) {
+		size_t cap = pool->fiber_capall ? 2 * pool->fiber_capall : 64;
+		struct weft__fiber **all =
+			realloc(pool->fiber_all, cap * sizeof(*all));
+
+		if (!all) {
+			pthread_mutex_unlock(&pool->fiber_lock);
+			weft__stack_unmap(&st);
+			return NULL;
+		}
+		pool->fiber_all = all;
+		pool->fiber_capall = cap;
+	}
+	pool->fiber_all[pool->fiber_nall++] = f;
+	pthread_mutex_unlock(&pool->fiber_lock);
 	atomic_fetch_add_explicit(&pool->fibers_mapped, 1,
 				  memory_order_relaxed);
 	return f;
+}
+
+void weft__fibers_cancel_waits(struct weft_pool *pool)
+{
+	pthread_mutex_lock(&pool->fiber_lock);
+	for (size_t i = 0; i < pool->fiber_nall; i++) {
+		struct weft__fiber *f = pool->fiber_all[i];
+
+		weft__fiber_wait_lock(f);
+		if (f->waiting && !f->shield)
+			weft__waiter_wake(f->waiting, W_CANCELLED);
+		weft__fiber_wait_unlock(f);
+	}
+	pthread_mutex_unlock(&pool->fiber_lock);
 }
 
 static void fiber_unmap(struct weft__fiber *f)
@@ -169,6 +201,8 @@ int weft__fibers_init(struct weft_pool *pool, size_t stack_size)
 	pool->fiber_stack_size = stack_size;
 	pool->fiber_free = NULL;
 	pool->fiber_nfree = 0;
+	pool->fiber_all = NULL;
+	pool->fiber_nall = pool->fiber_capall = 0;
 	atomic_init(&pool->fibers_mapped, 0);
 	return -pthread_mutex_init(&pool->fiber_lock, NULL);
 }
@@ -204,6 +238,7 @@ void weft__fibers_fini(struct weft_pool *pool)
 			(size_t)atomic_load(&pool->fibers_mapped));
 		abort();
 	}
+	free(pool->fiber_all);
 	pthread_mutex_destroy(&pool->fiber_lock);
 }
 

@@ -109,6 +109,10 @@ int weft__fibers_init(struct weft_pool *pool, size_t stack_size);
 /* Unmap every fiber; all must be free (the workers have been joined). */
 void weft__fibers_fini(struct weft_pool *pool);
 
+/* Wake every task suspended in a cancellable wait (not shielded) with
+ * -ECANCELED: a cancelling shutdown. Any thread. */
+void weft__fibers_cancel_waits(struct weft_pool *pool);
+
 /*
  * On a worker thread at start: switch to a loop fiber running
  * weft__worker_loop() (pool.c); returns when that loop calls
