@@ -14,6 +14,14 @@
  * These functions carry no sanitizer annotations; fiber.c adds them around
  * every call (DESIGN.md section 5).
  *
+ * Floating-point control (x86-64, both backends): the rounding mode and
+ * the other MXCSR control bits and the x87 control word are per context,
+ * and a fresh context starts with those of the thread that called
+ * weft__ctx_init(). The asm backend leaves the MXCSR exception flags with
+ * the thread (the psABI makes them caller-saved). On AArch64 the asm
+ * backend does not switch FPCR: code that changes it must restore it
+ * before it switches away.
+ *
  * Threads: none of this is thread-aware; a context may be resumed on a
  * different thread from the one that saved it.
  */

@@ -172,12 +172,17 @@ weft__ctx_switch:
 /*
  * The first instruction a fresh context runs: x19 = entry, x0 = xfer,
  * sp 16-byte aligned. Never called, only branched to; local to this file.
+ * The nop before it is inside its CFI: during the first switch to the
+ * context the trampoline's address is a return address (in the saved
+ * x30), and unwinders look up the instruction before a return address,
+ * which would otherwise fall outside any CFI.
  */
-	.type	weft__ctx_trampoline, %function
 	.p2align 4
-weft__ctx_trampoline:
 	.cfi_startproc
 	.cfi_undefined x30
+	nop
+	.type	weft__ctx_trampoline, %function
+weft__ctx_trampoline:
 	blr	x19
 	brk	#0			/* the entry returned: contract broken */
 	.cfi_endproc
