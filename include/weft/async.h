@@ -66,7 +66,9 @@ WEFT_API void weft_spawn(struct weft_spawn *sp, weft_task_fn fn, void *arg);
  * NULL. If a thief is running the child, the calling task suspends until
  * it finishes. A join is not a cancellation point: it always waits for the
  * child, so that @sp can be reused or go out of scope.
- * Joining out of LIFO order, or twice, aborts with a message.
+ * Joining out of LIFO order, or twice, aborts with a message; so does a
+ * join from a task other than the spawning one, in builds with debug
+ * checks (the default for debug builds; meson option debug_checks).
  */
 WEFT_API int weft_join(struct weft_spawn *sp, void **value);
 

@@ -12,6 +12,7 @@
 #include "core/pool.h"
 #include "core/spawn.h"
 #include "fiber/fiber.h"
+#include "weft_config.h"
 
 _Static_assert(sizeof(struct weft__frame) <= sizeof(struct weft_spawn),
 	       "struct weft_spawn is too small for its private layout");
@@ -278,6 +279,17 @@ __attribute__((hot)) WEFT_API int weft_join(struct weft_spawn *sp,
 	if (!q)
 		goto out; /* ran inline at spawn */
 
+#if WEFT_DEBUG_CHECKS
+	{
+		/* Costs a thread-local read per join, so only in debug
+		 * builds: release builds trust the caller. */
+		struct weft__fiber *self = weft__fiber_self();
+
+		if (!self || &self->fq != q)
+			join_misuse(fr, "joined from a task other than the "
+					"one that spawned it");
+	}
+#endif
 	h = head_get(q);
 	if (h == 0 || fr->slot != h - 1) {
 		struct weft__fiber *self = weft__fiber_self();

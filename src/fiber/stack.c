@@ -67,7 +67,7 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-#define STACK_MAX ((size_t)1 << 30)	   /* "absurd" above this (stack.h) */
+#define STACK_MAX ((size_t)2 << 30)	   /* "absurd" above this (stack.h) */
 #define MAPS_RESERVED 4096		   /* VMAs left to the rest of the process */
 #define MAP_COUNT_DEFAULT 65530		   /* the kernel's DEFAULT_MAX_MAP_COUNT */
 #define ALTSTACK_MIN ((size_t)64 * 1024)   /* room for the handler and lookup */

@@ -47,7 +47,8 @@ struct weft__stack {
  * Map a stack with at least @size usable bytes (rounded up to pages,
  * at least WEFT__STACK_MIN). Guarded while the process-wide budget lasts,
  * else unguarded with a canary. Registers it with Valgrind. Returns 0,
- * -ENOMEM (mmap failed), or -EINVAL (@size absurd, over 1 GiB).
+ * -ENOMEM (mmap failed), or -EINVAL (@size absurd, over 2 GiB: the public
+ * limit is 1 GiB of usable stack, plus a fiber descriptor).
  */
 int weft__stack_map(size_t size, struct weft__stack *out);
 
