@@ -53,8 +53,9 @@
  * was 15% of a spawn. It takes a few bytes of the static TLS surplus that
  * glibc keeps for libraries, which is fine for one pointer (jemalloc does
  * the same). */
-static _Thread_local struct weft__worker *tls_worker
+_Thread_local struct weft__worker *weft__tls_worker
 	__attribute__((tls_model("initial-exec")));
+#define tls_worker weft__tls_worker
 
 __attribute__((noinline)) struct weft__worker *weft__current_worker(void)
 {

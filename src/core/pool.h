@@ -102,6 +102,23 @@ struct weft_pool {
 struct weft__worker *weft__current_worker(void);
 
 /*
+ * The same for leaf use: the thread-local read inlined. Only in a function
+ * that has not called anything that may suspend since it began (such as
+ * weft_spawn(), which reads it first thing): the compiler may keep the
+ * thread-pointer-relative address across later calls, and after a
+ * migration that would name the old thread.
+ */
+extern _Thread_local struct weft__worker *weft__tls_worker
+	__attribute__((tls_model("initial-exec")));
+
+static inline struct weft__fiber *weft__fiber_self_leaf(void)
+{
+	struct weft__worker *w = weft__tls_worker;
+
+	return w ? w->fib.running : NULL;
+}
+
+/*
  * Queue @f (state QUEUED, kind with a task) on @pool: on the caller's deque
  * when it is one of the pool's workers, else on the inject queue. Takes a
  * new reference for the queue. Returns 0 or -ESHUTDOWN (nothing queued).

@@ -225,7 +225,8 @@ __attribute__((hot)) WEFT_API void weft_spawn(struct weft_spawn *sp,
 					      weft_task_fn fn, void *arg)
 {
 	struct weft__frame *fr = (struct weft__frame *)sp;
-	struct weft__fiber *self = weft__fiber_self();
+	/* Read first thing, before any call: safe inline (pool.h). */
+	struct weft__fiber *self = weft__fiber_self_leaf();
 	struct weft__forkq *q;
 	uint32_t h;
 
