@@ -242,20 +242,31 @@ int weft__wait(struct weft__waiter *w, const struct weft__wait_ops *ops,
 	       void *src, int64_t deadline, unsigned flags)
 {
 	struct weft__fiber *self = weft__fiber_self();
+	struct weft__fiber *next = NULL;
 	bool cancellable = self && (flags & WEFT__WAIT_CANCELLABLE);
 	bool timed = false;
 	uint32_t r;
 
 	if (cancellable && weft__cancel_pending())
 		return -ECANCELED;
+	/* A fiber waiter must be able to suspend once armed (wakers will
+	 * queue its fiber, not wake a thread): reserve the fiber the worker
+	 * goes on with first. Without one, wait as a thread would. */
+	if (self && !(next = weft__fiber_reserve())) {
+		self = NULL;
+		cancellable = false;
+	}
 	w->fiber = self;
 	w->timer.idx = SIZE_MAX;
 	w->timer.w = w;
 	w->timer.deadline = deadline;
 	atomic_init(&w->released, 0);
 	atomic_init(&w->state, W_ARMING);
-	if (!ops->arm(w, src))
+	if (!ops->arm(w, src)) {
+		if (next)
+			weft__fiber_unreserve(next);
 		return 0;
+	}
 
 	if (self) {
 		if (deadline != WEFT_FOREVER) {
@@ -266,6 +277,7 @@ int weft__wait(struct weft__waiter *w, const struct weft__wait_ops *ops,
 						    &w->timer);
 
 				if (err) {
+					weft__fiber_unreserve(next);
 					if (!ops->disarm(w, src))
 						goto wait_released_err;
 					return err;
@@ -284,14 +296,15 @@ int weft__wait(struct weft__waiter *w, const struct weft__wait_ops *ops,
 #if WEFT_FORCE_MIGRATION
 		/* Debug: suspend even when already woken, so that every
 		 * wait is a chance to change threads. */
-		if (weft__fiber_suspend(park_armed, w) != 0)
-			atomic_fetch_and(&w->state, ~(uint32_t)W_ARMING);
+		weft__fiber_suspend_to(next, park_armed, w);
 #else
 		if (atomic_load_explicit(&w->state, memory_order_acquire) &
-		    W_REASON)
+		    W_REASON) {
 			atomic_fetch_and(&w->state, ~(uint32_t)W_ARMING);
-		else if (weft__fiber_suspend(park_armed, w) != 0)
-			goto block; /* no fiber to go on with: block */
+			weft__fiber_unreserve(next);
+		} else {
+			weft__fiber_suspend_to(next, park_armed, w);
+		}
 #endif
 		self = w->fiber; /* the same fiber; maybe another worker */
 		if (timed)
@@ -304,7 +317,6 @@ int weft__wait(struct weft__waiter *w, const struct weft__wait_ops *ops,
 		goto done;
 	}
 
-block:
 	/* A thread waiter: sleep on the state word. */
 	{
 		uint32_t old = atomic_fetch_and_explicit(
@@ -316,15 +328,6 @@ block:
 			if (weft__futex_wait(&w->state, old, deadline) ==
 			    -ETIMEDOUT)
 				weft__waiter_wake(w, W_TIMEDOUT);
-		}
-		if (timed) {
-			/* Came here from a failed suspend with a timer. */
-			timer_del(&self->pool->timers, &w->timer);
-		}
-		if (cancellable) {
-			weft__fiber_wait_lock(self);
-			self->waiting = NULL;
-			weft__fiber_wait_unlock(self);
 		}
 	}
 done:

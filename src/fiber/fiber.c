@@ -423,23 +423,39 @@ _Noreturn void weft__fiber_resume(struct weft__worker *w,
 	abort();
 }
 
-int weft__fiber_suspend(weft__park_fn park, void *arg)
+struct weft__fiber *weft__fiber_reserve(void)
+{
+	return fiber_get(weft__current_worker());
+}
+
+void weft__fiber_unreserve(struct weft__fiber *next)
+{
+	fiber_put(weft__current_worker(), next);
+}
+
+void weft__fiber_suspend_to(struct weft__fiber *next, weft__park_fn park,
+			    void *arg)
 {
 	struct weft__worker *w = weft__current_worker();
 	struct weft__fiber *self = w->fib.running;
-	struct weft__fiber *next;
 	struct weft__worker *wout;
 	struct handoff h;
 
 	/* Children not yet joined must stay runnable while we wait (we may
 	 * be waiting for one of them). */
 	weft__forkq_evacuate(&self->fq, w->pool);
-	next = fiber_get(w);
-	if (!next)
-		return -ENOMEM;
 	h = (struct handoff){.to = next, .prev = self, .park = park,
 			     .arg = arg};
 	switch_to(w, self, next, &h, false, &wout);
+}
+
+int weft__fiber_suspend(weft__park_fn park, void *arg)
+{
+	struct weft__fiber *next = weft__fiber_reserve();
+
+	if (!next)
+		return -ENOMEM;
+	weft__fiber_suspend_to(next, park, arg);
 	return 0;
 }
 

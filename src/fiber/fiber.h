@@ -141,6 +141,17 @@ struct weft__fiber *weft__fiber_self(void);
  */
 int weft__fiber_suspend(weft__park_fn park, void *arg);
 
+/*
+ * The same in two steps, for a caller that must know it can suspend before
+ * it publishes anything (weft__wait()): reserve the fiber the worker will
+ * go on with (NULL: out of memory), then suspend onto it, or give it back
+ * unused. All three only on a worker, on its running fiber.
+ */
+struct weft__fiber *weft__fiber_reserve(void);
+void weft__fiber_suspend_to(struct weft__fiber *next, weft__park_fn park,
+			    void *arg);
+void weft__fiber_unreserve(struct weft__fiber *next);
+
 /* Make the suspended fiber @f runnable: queue it on the calling worker's
  * deque if that worker is in @f's pool, else on the pool's inject queue. */
 void weft__fiber_ready(struct weft__fiber *f);
