@@ -152,7 +152,10 @@ static int push(struct weft_pool *pool, struct weft_future *f, bool ref)
 			weft_future_ref(f);
 		counter_inc(&w->pushed);
 		if (weft__deque_push(&w->deque, f) == 0) {
-			weft__idle_notify_one(&pool->idle);
+			/* A lone worker is awake (it is us): nobody to wake,
+			 * and the fence in notify_one is saved. */
+			if (pool->nworkers > 1)
+				weft__idle_notify_one(&pool->idle);
 			return 0;
 		}
 		/* Growth failed: the entry goes to the inject queue instead;
@@ -180,7 +183,8 @@ void weft__pool_push_fiber(struct weft_pool *pool, struct weft__fiber *f,
 	if (!fifo && w && w->pool == pool) {
 		counter_inc(&w->pushed);
 		if (weft__deque_push(&w->deque, f) == 0) {
-			weft__idle_notify_one(&pool->idle);
+			if (pool->nworkers > 1)
+				weft__idle_notify_one(&pool->idle);
 			return;
 		}
 		counter_inc(&w->popped); /* growth failed: undo, inject */

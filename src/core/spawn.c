@@ -255,7 +255,7 @@ __attribute__((hot)) WEFT_API void weft_spawn(struct weft_spawn *sp,
 	head_set(q, h + 1);
 	if (atomic_load_explicit(&q->splitreq, memory_order_relaxed))
 		grow_shared(q, h + 1);
-	else if (h == q->osplit && self->worker)
+	else if (h == q->osplit && self->worker->pool->nworkers > 1)
 		/* The first private child: if workers are parked and none is
 		 * searching, wake one to come and ask for it. */
 		weft__idle_notify_one(&self->worker->pool->idle);
