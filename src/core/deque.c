@@ -102,6 +102,19 @@ int weft__deque_push(struct weft__deque *d, void *item)
 	return 0;
 }
 
+void *weft__deque_peek(struct weft__deque *d)
+{
+	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed) - 1;
+	int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
+	struct weft__deque_array *a =
+		atomic_load_explicit(&d->array, memory_order_relaxed);
+
+	if (t > b)
+		return NULL;
+	return atomic_load_explicit(&a->slot[b & a->mask],
+				    memory_order_relaxed);
+}
+
 void *weft__deque_take(struct weft__deque *d)
 {
 	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed) - 1;

@@ -52,6 +52,10 @@ int weft__deque_push(struct weft__deque *d, void *item);
 /* Owner: the most recently pushed item, or NULL when empty. */
 void *weft__deque_take(struct weft__deque *d);
 
+/* Owner: the most recently pushed item without taking it, or NULL; only a
+ * hint (a thief may take it at once): confirm with weft__deque_take(). */
+void *weft__deque_peek(struct weft__deque *d);
+
 /* Any thread: the oldest item, NULL when empty, WEFT__DEQUE_ABORT when
  * another thread won the race for it. */
 void *weft__deque_steal(struct weft__deque *d);

@@ -204,6 +204,7 @@ int weft__future_help(struct weft_future *f)
 	    (!f->stack_kib || (size_t)f->stack_kib * 1024 <=
 				      w->fib.running->stack_size) &&
 	    weft__future_claim(f, F_RUNNING)) {
+		weft__worker_unqueue(w, f);
 		weft__worker_run(w, f);
 		return 1;
 	}

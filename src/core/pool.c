@@ -337,6 +337,21 @@ void weft__worker_finish(struct weft_future *f)
 	counter_inc(&weft__current_worker()->popped);
 }
 
+void weft__worker_unqueue(struct weft__worker *w, struct weft_future *f)
+{
+	struct weft_future *top;
+
+	if (weft__deque_peek(&w->deque) != f)
+		return;
+	top = weft__deque_take(&w->deque);
+	if (top == f) {
+		weft_future_unref(f); /* the queue's reference */
+		counter_inc(&w->popped);
+	} else if (top) {
+		weft__deque_push(&w->deque, top); /* cannot need to grow */
+	}
+}
+
 struct weft_future *weft__worker_take_if(struct weft__worker *w,
 					 bool (*match)(struct weft_future *,
 						       void *),

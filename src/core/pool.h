@@ -142,6 +142,11 @@ static inline bool weft__pool_cancelling(struct weft_pool *pool)
 	       POOL_CANCELLING;
 }
 
+/* @f, just claimed by a task of @w that waits for it, is about to run
+ * inline: if its queue entry is the newest on @w's deque, take it out (a
+ * stale entry would otherwise stay until the waiting task returns). */
+void weft__worker_unqueue(struct weft__worker *w, struct weft_future *f);
+
 /* Pop one entry of @w's own deque that satisfies @match, for a waiter that
  * wants to run its own queued work; NULL if the newest entry is not one
  * (it is left in place). */
