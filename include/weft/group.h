@@ -98,31 +98,34 @@ WEFT_API void weft_group_destroy(struct weft_group *g);
  * Task-local storage, like Python's contextvars: a value set in a task is
  * seen by that task wherever it runs (it follows the task across workers,
  * since it lives in the task, not in the thread), and a task started from
- * inside a task (weft_submit(), weft_spawn(), weft_group_spawn(),
- * weft_then()) starts with a copy of its creator's values: later sets on
- * either side do not show on the other. Outside a task the values belong
- * to the calling thread. Values are plain pointers that weft does not own
- * (it never frees them).
+ * inside a task (weft_submit(), weft_submit_opts(), weft_group_spawn(),
+ * weft_future_then()) starts with a copy of its creator's values: later
+ * sets on either side do not show on the other. A child forked with
+ * weft_spawn() is part of its parent task and shares its values (it sees a
+ * set made by the parent while it runs, and the other way round). Outside
+ * a task the values belong to the calling thread (a worker's start hook
+ * included: tasks never see those). Values are plain pointers that weft
+ * does not own (it never frees them).
  *
  * A key is any object with a stable address, typically a static variable:
  *
- *	static weft_local_key request_id;
+ *	static struct weft_local_key request_id;
  *	weft_local_set(&request_id, req);
  *	... weft_local_get(&request_id) ...
  */
-typedef struct weft_local_key {
+struct weft_local_key {
 	char unused_;
-} weft_local_key;
+};
 
 /**
  * weft_local_set() - bind @value to @key for the calling task (or thread).
  * Returns 0, -EINVAL (@key NULL), -ENOMEM (nothing changed). Copies the
  * task's small table (copy on write): O(number of keys set).
  */
-WEFT_API int weft_local_set(const weft_local_key *key, void *value);
+WEFT_API int weft_local_set(const struct weft_local_key *key, void *value);
 
 /** weft_local_get() - the value bound to @key, or NULL if none. */
-WEFT_API void *weft_local_get(const weft_local_key *key);
+WEFT_API void *weft_local_get(const struct weft_local_key *key);
 
 WEFT_END_DECLS
 

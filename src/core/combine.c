@@ -315,12 +315,13 @@ WEFT_API int weft_as_completed_create(struct weft_future *const *futs,
 	return 0;
 }
 
-/* On a worker, run inline every input whose task is still queued in its
- * pool (the interim waiting rule), or refuse a wait on the caller itself. */
-static int ac_help(struct weft_as_completed *it)
+/* On a worker: refuse a wait on the caller itself, and (@run) run inline
+ * every input whose task is still queued in its pool: awaited tasks, never
+ * unrelated ones. */
+static int ac_help(struct weft_as_completed *it, bool run)
 {
 	for (size_t i = 0; i < it->n; i++) {
-		int r = weft__future_help(it->futs[i]);
+		int r = weft__future_help(it->futs[i], run);
 
 		if (r < 0)
 			return r;
@@ -337,7 +338,9 @@ WEFT_API int weft_as_completed_next(struct weft_as_completed *it,
 		return -EINVAL;
 	if (it->taken == it->n)
 		return -ENOENT;
-	r = ac_help(it);
+	/* Inputs still queued run here only for an unbounded wait: with a
+	 * deadline the call must be able to return at it. */
+	r = ac_help(it, deadline == WEFT_FOREVER);
 	if (r < 0)
 		return r;
 	for (;;) {

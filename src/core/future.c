@@ -190,7 +190,7 @@ bool weft__future_remove_waiter(struct weft_future *f, struct weft__wnode *n)
 
 /* ---- waiting ---------------------------------------------------------- */
 
-int weft__future_help(struct weft_future *f)
+int weft__future_help(struct weft_future *f, bool run)
 {
 	struct weft__worker *w = weft__current_worker();
 
@@ -200,7 +200,7 @@ int weft__future_help(struct weft_future *f)
 	     t = t->waiting_in)
 		if (t == f)
 			return -EDEADLK;
-	if (f->kind != K_NONE && f->pool == w->pool &&
+	if (run && f->kind != K_NONE && f->pool == w->pool &&
 	    (!f->stack_kib || (size_t)f->stack_kib * 1024 <=
 				      w->fib.running->stack_size) &&
 	    weft__future_claim(f, F_RUNNING)) {
@@ -218,7 +218,9 @@ int weft__future_wait(struct weft_future *f, int64_t deadline)
 	if (weft__future_is_complete(
 		    atomic_load_explicit(&f->state, memory_order_acquire)))
 		return 0;
-	r = weft__future_help(f);
+	/* With a deadline the awaited task is not run inline: the wait could
+	 * not return at its deadline while it runs. */
+	r = weft__future_help(f, deadline == WEFT_FOREVER);
 	if (r < 0)
 		return r;
 	if (r > 0)

@@ -157,12 +157,12 @@ int weft__future_wait(struct weft_future *f, int64_t deadline);
 
 /*
  * Before a wait on a worker: -EDEADLK if @f is the calling task or a task
- * it runs inline below; otherwise, if @f's task is still queued in the
- * caller's pool, claim it and run it here, as Lace's SYNC runs a child
+ * it runs inline below; otherwise, if @run and @f's task is still queued in
+ * the caller's pool, claim it and run it here, as Lace's SYNC runs a child
  * nobody stole (returns 1): this is the awaited task itself, never an
  * unrelated one. Returns 0 when nothing was done (not on a worker, or not
- * runnable).
+ * runnable). Waits with a deadline pass @run false.
  */
-int weft__future_help(struct weft_future *f);
+int weft__future_help(struct weft_future *f, bool run);
 
 #endif /* WEFT_CORE_FUTURE_H */

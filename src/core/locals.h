@@ -14,6 +14,9 @@
 
 struct weft__locals {
 	_Atomic size_t refs;
+	/* The table this one replaced in the same task, kept (with its
+	 * reference) until this one is freed; see locals.c. */
+	struct weft__locals *retired;
 	size_t n;
 	struct {
 		const void *key;

@@ -277,7 +277,8 @@ void weft__worker_run(struct weft__worker *w, struct weft_future *f)
 	/* The fiber object stays the same across a migration, so self may be
 	 * kept; w may not. */
 	f->waiting_in = self->current;
-	f->fiber = self;
+	/* release: cancel_wake() on another thread reads it (acquire). */
+	__atomic_store_n(&f->fiber, self, __ATOMIC_RELEASE);
 	self->current = f;
 	depth = weft__forkq_depth(&self->fq);
 	weft__future_run(f);

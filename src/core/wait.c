@@ -214,7 +214,7 @@ bool weft__cancel_pending(void)
 
 void weft__cancel_wake(struct weft_future *f)
 {
-	struct weft__fiber *fiber = f->fiber;
+	struct weft__fiber *fiber = __atomic_load_n(&f->fiber, __ATOMIC_ACQUIRE);
 
 	if (!fiber)
 		return;

@@ -1,7 +1,7 @@
 /* weft/group.h must compile alone, as C11 and as C++11 (see meson.build). */
 #include <weft/group.h>
 
-static weft_local_key key;
+static struct weft_local_key key;
 
 int weft_hc_group(void);
 int weft_hc_group(void)
@@ -14,8 +14,8 @@ int weft_hc_group(void)
 	void (*cancel)(struct weft_group *) = weft_group_cancel;
 	int (*wait)(struct weft_group *, int64_t) = weft_group_wait;
 	void (*destroy)(struct weft_group *) = weft_group_destroy;
-	int (*set)(const weft_local_key *, void *) = weft_local_set;
-	void *(*get)(const weft_local_key *) = weft_local_get;
+	int (*set)(const struct weft_local_key *, void *) = weft_local_set;
+	void *(*get)(const struct weft_local_key *) = weft_local_get;
 
 	return (g == 0) + (create != 0) + (spawn != 0) + (cancel != 0) +
 	       (wait != 0) + (destroy != 0) + (set != 0) + (get != 0) +
