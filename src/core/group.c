@@ -17,6 +17,7 @@
  * thread completes a child.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "weft/group.h"
@@ -39,6 +40,9 @@ struct weft_group {
 	bool cancelled;
 	int cancel_reason; /* -ECANCELED or -ETIMEDOUT */
 	struct weft__waiter *waiters; /* linked through next */
+	/* The group's deadline on the pool's timer, holding a reference to
+	 * the group while armed. */
+	struct weft__timer timer;
 };
 
 struct kid_node {
@@ -119,6 +123,17 @@ static void kid_fire(struct weft__wnode *node, struct weft_future *f)
 	group_unref(g);
 }
 
+/* The deadline passed (timer thread, under its lock): cancel the rest. */
+static void deadline_fire(struct weft__timer *t)
+{
+	struct weft_group *g = (struct weft_group *)((char *)t -
+						     offsetof(struct weft_group,
+							      timer));
+
+	cancel_all(g, -ETIMEDOUT);
+	group_unref(g); /* the timer's reference */
+}
+
 WEFT_API int weft_group_create(struct weft_pool *pool, unsigned flags,
 			       int64_t deadline, struct weft_group **out)
 {
@@ -136,6 +151,24 @@ WEFT_API int weft_group_create(struct weft_pool *pool, unsigned flags,
 	g->deadline = deadline;
 	atomic_init(&g->refs, 1);
 	atomic_init(&g->lock, 0);
+	g->timer.idx = SIZE_MAX;
+	if (deadline != WEFT_FOREVER) {
+		int err;
+
+		if (deadline <= weft_now()) {
+			g->cancelled = true; /* born expired */
+			g->cancel_reason = -ETIMEDOUT;
+		} else {
+			g->timer.deadline = deadline;
+			g->timer.fire = deadline_fire;
+			atomic_store(&g->refs, 2); /* + the timer's */
+			err = weft__timer_add(pool, &g->timer);
+			if (err) {
+				free(g);
+				return err;
+			}
+		}
+	}
 	*out = g;
 	return 0;
 }
@@ -306,6 +339,8 @@ WEFT_API void weft_group_destroy(struct weft_group *g)
 {
 	if (!g)
 		return;
+	if (g->timer.fire && weft__timer_del(g->pool, &g->timer))
+		group_unref(g); /* the timer's reference: it will not fire */
 	cancel_all(g, -ECANCELED);
 	wait_all(g);
 	group_unref(g);

@@ -115,10 +115,13 @@ static void *timer_main(void *arg)
 		uint32_t seq;
 
 		while (t->n && t->heap[0]->deadline <= now) {
-			struct weft__waiter *w = t->heap[0]->w;
+			struct weft__timer *tm = t->heap[0];
 
 			heap_remove(t, 0);
-			weft__waiter_wake(w, W_TIMEDOUT);
+			if (tm->fire)
+				tm->fire(tm);
+			else
+				weft__waiter_wake(tm->w, W_TIMEDOUT);
 		}
 		if (t->n)
 			until = t->heap[0]->deadline;
@@ -167,12 +170,26 @@ out:
 	return err;
 }
 
-static void timer_del(struct weft__timers *t, struct weft__timer *tm)
+static bool timer_del(struct weft__timers *t, struct weft__timer *tm)
 {
+	bool armed;
+
 	pthread_mutex_lock(&t->lock);
-	if (tm->idx != SIZE_MAX)
+	armed = tm->idx != SIZE_MAX;
+	if (armed)
 		heap_remove(t, tm->idx);
 	pthread_mutex_unlock(&t->lock);
+	return armed;
+}
+
+int weft__timer_add(struct weft_pool *pool, struct weft__timer *t)
+{
+	return timer_add(&pool->timers, t);
+}
+
+bool weft__timer_del(struct weft_pool *pool, struct weft__timer *t)
+{
+	return timer_del(&pool->timers, t);
 }
 
 int weft__timers_init(struct weft__timers *t)
@@ -259,6 +276,7 @@ int weft__wait(struct weft__waiter *w, const struct weft__wait_ops *ops,
 	w->fiber = self;
 	w->timer.idx = SIZE_MAX;
 	w->timer.w = w;
+	w->timer.fire = NULL;
 	w->timer.deadline = deadline;
 	atomic_init(&w->released, 0);
 	atomic_init(&w->state, W_ARMING);

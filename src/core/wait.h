@@ -54,7 +54,10 @@ struct weft__waiter;
 struct weft__timer {
 	int64_t deadline;
 	size_t idx; /* position in the heap; SIZE_MAX when not in it */
-	struct weft__waiter *w;
+	struct weft__waiter *w; /* woken with W_TIMEDOUT, unless fire */
+	/* Called instead, by the timer thread under the timer lock (so
+	 * weft__timer_del() returning means it is not running). */
+	void (*fire)(struct weft__timer *t);
 };
 
 struct weft__waiter {
@@ -113,6 +116,14 @@ bool weft__cancel_pending(void);
 
 /* Ask the running task @f to stop: wake its current cancellable wait. */
 void weft__cancel_wake(struct weft_future *f);
+
+/* Arm @t (deadline and w or fire set; idx is set here) on @pool's timer.
+ * Returns 0, -ENOMEM or -EAGAIN (no timer thread). */
+int weft__timer_add(struct weft_pool *pool, struct weft__timer *t);
+
+/* Disarm @t; after return the timer thread no longer touches it. Returns
+ * true if it was still armed (it will not fire). */
+bool weft__timer_del(struct weft_pool *pool, struct weft__timer *t);
 
 /* The interim timer thread of @pool (replaced by the io thread's timers in
  * a later release): stop it and join it. */
