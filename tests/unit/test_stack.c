@@ -260,7 +260,7 @@ Test(stack, overwritten_canary_is_detected)
 	weft__stack_unmap(&g);
 }
 
-Test(stack, many_stacks_do_not_leak_budget, .timeout = 60)
+Test(stack, many_stacks_do_not_leak_budget, .timeout = 30)
 {
 	enum { N = 2000 };
 	static struct weft__stack s[N];
