@@ -85,7 +85,7 @@ WEFT_API int weft_yield(void);
  * calling thread, outside a task). weft_sleep_until() takes an absolute
  * weft_now() deadline. Return 0 when the time has passed, -ECANCELED when
  * the task was cancelled first (the sleep ends early), -EINVAL for a
- * negative @ns.
+ * negative @ns or a @deadline of WEFT_FOREVER (it would never return).
  */
 WEFT_API int weft_sleep(int64_t ns);
 WEFT_API int weft_sleep_until(int64_t deadline);

@@ -98,8 +98,9 @@ WEFT_API void weft_pool_options_init(struct weft_pool_options *opts);
  * @out:  receives the pool, owned by the caller, freed by
  *        weft_pool_destroy().
  *
- * Returns 0, -EINVAL (@out NULL, more than WEFT_MAX_WORKERS workers),
- * -ENOMEM, or -EAGAIN (the system refused a thread). On failure nothing is
+ * Returns 0, -EINVAL (@out NULL, more than WEFT_MAX_WORKERS workers, a
+ * stack_size out of range), -ENOMEM (including: no memory for the workers'
+ * first fiber stacks), or -EAGAIN (the system refused a thread). On failure nothing is
  * left behind. Any thread; blocks until every worker has started (and run
  * its start hook).
  */

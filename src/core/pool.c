@@ -525,19 +525,21 @@ static void *worker_main(void *arg)
 #if WEFT_HAVE_PTHREAD_SETNAME_NP
 	pthread_setname_np(pthread_self(), name);
 #endif
+	struct weft__fiber *first;
+
 	if (pool->on_start)
 		pool->on_start(w->index, pool->hook_arg);
 	weft__stack_overflow_thread_init();
+	/* The first fiber before we count as started, so that a pool whose
+	 * workers cannot get one fails to create (-ENOMEM) instead. */
+	first = weft__fiber_reserve();
+	if (!first)
+		atomic_store(&pool->start_err, -ENOMEM);
 	atomic_fetch_add(&pool->nstarted, 1);
 	weft__futex_wake(&pool->nstarted, 1);
 
-	if (weft__fiber_run_loop(w) != 0) {
-		fprintf(stderr,
-			"weft: worker %s could not map a fiber stack of %zu "
-			"bytes\n",
-			name, pool->fiber_stack_size);
-		abort();
-	}
+	if (first)
+		weft__fiber_run_loop(w, first);
 	weft__stack_overflow_thread_fini();
 	if (pool->on_stop)
 		pool->on_stop(w->index, pool->hook_arg);
@@ -723,6 +725,10 @@ WEFT_API int weft_pool_create(const struct weft_pool_options *opts,
 		if (s == n)
 			break;
 		weft__futex_wait(&pool->nstarted, s, WEFT_FOREVER);
+	}
+	if (atomic_load(&pool->start_err)) {
+		err = atomic_load(&pool->start_err);
+		goto err_unwind;
 	}
 	*out = pool;
 	return 0;

@@ -75,6 +75,7 @@ struct weft_pool {
 	 * shutdown thread sleeps on it. */
 	_Atomic uint32_t quiesce;
 	_Atomic uint32_t nstarted;
+	_Atomic int start_err; /* a worker could not start its loop */
 	pthread_mutex_t shutdown_lock; /* serialises shutdown and join */
 	bool joined;                   /* protected by shutdown_lock */
 	weft_worker_hook on_start, on_stop;

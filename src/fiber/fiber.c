@@ -386,19 +386,15 @@ int weft__fiber_run_task(struct weft__worker *w, struct weft_future *f)
 
 /* ---- the public face -------------------------------------------------- */
 
-int weft__fiber_run_loop(struct weft__worker *w)
+void weft__fiber_run_loop(struct weft__worker *w, struct weft__fiber *f)
 {
-	struct weft__fiber *f = fiber_get(w);
 	struct handoff h = {.to = f};
 	struct weft__worker *wout;
 
-	if (!f)
-		return -ENOMEM;
 #if WEFT_TSAN
 	w->fib.thread_tsan = __tsan_get_current_fiber();
 #endif
 	switch_to(w, NULL, f, &h, false, &wout);
-	return 0;
 }
 
 _Noreturn void weft__fiber_exit_loop(void)

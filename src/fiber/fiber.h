@@ -114,12 +114,11 @@ void weft__fibers_fini(struct weft_pool *pool);
 void weft__fibers_cancel_waits(struct weft_pool *pool);
 
 /*
- * On a worker thread at start: switch to a loop fiber running
- * weft__worker_loop() (pool.c); returns when that loop calls
- * weft__fiber_exit_loop(). Returns -ENOMEM if no fiber could be made (the
- * loop then never ran).
+ * On a worker thread at start: switch to @f (from weft__fiber_reserve())
+ * running weft__worker_loop() (pool.c); returns when that loop calls
+ * weft__fiber_exit_loop().
  */
-int weft__fiber_run_loop(struct weft__worker *w);
+void weft__fiber_run_loop(struct weft__worker *w, struct weft__fiber *f);
 
 /* The scheduling loop (pool.c). Runs on a fiber; never returns. */
 _Noreturn void weft__worker_loop(void);
