@@ -19,9 +19,12 @@
  *                          as an asyncio task that lets CancelledError
  *                          propagate counts as cancelled.
  *
- * Waiting: on a thread outside any pool every wait blocks the thread. Inside
- * a task see the interim rule in weft/task.h. A task that waits on its own
- * future, or on a task that is (inline) waiting for it, gets -EDEADLK.
+ * Waiting: on a thread outside any pool every wait blocks the thread.
+ * Inside a task it suspends the task (weft/task.h, docs/async.md), and a
+ * wait without a deadline runs the awaited task inline if it has not
+ * started. A task that waits on its own future, or on a task that is
+ * (inline) waiting for it, gets -EDEADLK; a waiting task that is cancelled
+ * gets -ECANCELED.
  */
 #ifndef WEFT_FUTURE_H
 #define WEFT_FUTURE_H

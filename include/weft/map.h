@@ -10,9 +10,9 @@
  * An explicit chunk size fixes the unit of work instead.
  *
  * The first error a body returns is the call's result; chunks that have not
- * started by then are skipped. Both calls block the caller until every chunk
- * that started has finished (inside a task: the interim waiting rule of
- * weft/task.h, where the waiting worker runs its own unstarted chunks).
+ * started by then are skipped. Both calls wait until every chunk that
+ * started has finished: a calling task first runs its own chunks that no
+ * other worker took, then suspends; a thread outside the pool blocks.
  */
 #ifndef WEFT_MAP_H
 #define WEFT_MAP_H
