@@ -52,6 +52,10 @@ int weft__deque_push(struct weft__deque *d, void *item);
 /* Owner: the most recently pushed item, or NULL when empty. */
 void *weft__deque_take(struct weft__deque *d);
 
+/* Owner of a deque no thread steals from (a pool of one worker): as
+ * weft__deque_take(), without its fence. */
+void *weft__deque_take_alone(struct weft__deque *d);
+
 /* Owner: the most recently pushed item without taking it, or NULL; only a
  * hint (a thief may take it at once): confirm with weft__deque_take(). */
 void *weft__deque_peek(struct weft__deque *d);

@@ -61,7 +61,10 @@ static pthread_mutex_t orphans_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct heap *orphans; /* protected by orphans_lock */
 static pthread_key_t heap_key;
 static pthread_once_t heap_once = PTHREAD_ONCE_INIT;
-static _Thread_local struct heap *tls_heap;
+/* initial-exec: a direct thread-pointer load, not a __tls_get_addr()
+ * call per allocation (see weft__tls_worker in pool.c). */
+static _Thread_local struct heap *tls_heap
+	__attribute__((tls_model("initial-exec")));
 
 static void flush(struct heap *h)
 {

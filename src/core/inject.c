@@ -18,7 +18,8 @@
 #include "core/inject.h"
 
 static _Atomic unsigned next_lane_id;
-static _Thread_local unsigned caller_lane = ~0u;
+static _Thread_local unsigned caller_lane
+	__attribute__((tls_model("initial-exec"))) = ~0u;
 
 int weft__inject_init(struct weft__inject *q, unsigned nlanes)
 {

@@ -220,11 +220,16 @@ static int submit(struct weft_pool *pool, uint8_t kind, void *fn, void *arg,
 			weft_future_unref(f);
 		return err;
 	}
-	err = push(pool, f, true);
-	if (err)
+	/* The caller's reference and the queue's, set before anyone else can
+	 * see the future (the push publishes it): no atomic increment. */
+	atomic_store_explicit(&f->refs, 2, memory_order_relaxed);
+	err = push(pool, f, false);
+	if (err) {
+		atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
 		weft_future_unref(f);
-	else
+	} else {
 		*out = f;
+	}
 	return err;
 }
 
@@ -338,13 +343,20 @@ void weft__worker_finish(struct weft_future *f)
 	counter_inc(&weft__current_worker()->popped);
 }
 
+/* The owner's take; a pool of one worker has no thieves. */
+static inline void *own_take(struct weft__worker *w)
+{
+	return w->pool->nworkers == 1 ? weft__deque_take_alone(&w->deque)
+				       : weft__deque_take(&w->deque);
+}
+
 void weft__worker_unqueue(struct weft__worker *w, struct weft_future *f)
 {
 	struct weft_future *top;
 
 	if (weft__deque_peek(&w->deque) != f)
 		return;
-	top = weft__deque_take(&w->deque);
+	top = own_take(w);
 	if (top == f) {
 		weft_future_unref(f); /* the queue's reference */
 		counter_inc(&w->popped);
@@ -460,7 +472,7 @@ static struct weft_future *find_work(struct weft__worker *w)
 	if (++w->tick % FAIRNESS_INTERVAL == 0)
 		f = grab_inject(w);
 	if (!f)
-		f = weft__deque_take(&w->deque);
+		f = own_take(w);
 	if (!f)
 		f = grab_inject(w);
 	if (!f) {
