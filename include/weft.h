@@ -9,6 +9,8 @@
  *   weft/map.h     parallel for and map
  *   weft/async.h   inside tasks: fork/join, yield, sleep, cancel shields
  *   weft/group.h   task groups (structured concurrency), task-local values
+ *   weft/sync.h    mutex, condition variable, semaphore, event, wait group,
+ *                  channel: they suspend tasks and block threads
  *
  * Start with docs/executor.md.
  */
@@ -22,5 +24,6 @@
 #include "weft/map.h"
 #include "weft/async.h"
 #include "weft/group.h"
+#include "weft/sync.h"
 
 #endif /* WEFT_H */

@@ -236,7 +236,10 @@ void weft__cancel_wake(struct weft_future *f)
 	if (!fiber)
 		return;
 	weft__fiber_wait_lock(fiber);
-	if (fiber->current == f && fiber->waiting && !fiber->shield)
+	/* waiting first: while it is set (under wait_lock) the fiber is in a
+	 * wait, and its current and shield stay as they are; while it is
+	 * NULL the fiber may be writing them, without the lock. */
+	if (fiber->waiting && fiber->current == f && !fiber->shield)
 		weft__waiter_wake(fiber->waiting, W_CANCELLED);
 	weft__fiber_wait_unlock(fiber);
 }

@@ -67,9 +67,13 @@ static void fiber_entry(void *xfer);
 static void fiber_reset(struct weft__fiber *f)
 {
 	f->sp = weft__ctx_init(f, fiber_entry);
+	/* Under wait_lock: a canceller holding a stale f->fiber of a task
+	 * that ran here earlier reads these under it (cancel_wake). */
+	weft__fiber_wait_lock(f);
 	f->current = NULL;
 	f->waiting = NULL;
 	f->shield = 0;
+	weft__fiber_wait_unlock(f);
 	f->used = false;
 	f->start_task = NULL;
 	f->bounces = 0;
