@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-programs="bench_submit bench_map bench_idle bench_fib bench_switch"
+programs="bench_submit bench_map bench_idle bench_fib bench_switch bench_async"
 if [ "$build_first" = 1 ]; then
 	if [ ! -f "$build/build.ninja" ]; then
 		meson setup "$build" "$root"
