@@ -31,12 +31,27 @@ WEFT_BEGIN_DECLS
 
 /**
  * struct weft_spawn - the record of one forked child, owned by the caller
- * (put it on the stack of the task that forks). Its fields are private.
- * It must stay where it is until weft_join() on it has returned.
+ * (put it on the stack of the task that forks). Its fields are private:
+ * they are spelled out only so that the fast path of weft_spawn() and
+ * weft_join() can be inlined (below). It must stay where it is until
+ * weft_join() on it has returned.
  */
 struct weft_spawn {
-	void *private_[10];
+	weft_task_fn fn_;
+	void *arg_;
+	void *value_;
+	int err_;
+	uint32_t slot_;
+	void *fq_;
+	uintptr_t sync_;
+	void *rec_;
+	uint32_t state_;
+	uint32_t magic_;
+	void *task_;
 };
+
+/** Children a task may have unjoined before further spawns run inline. */
+#define WEFT_SPAWN_DEPTH 256
 
 /**
  * weft_spawn() - fork: make @fn(@arg) runnable as a child of the calling
@@ -55,10 +70,8 @@ struct weft_spawn {
  * parent's cancel request (weft_task_cancelled()) and shares its
  * task-local values (weft/group.h).
  */
-WEFT_API void weft_spawn(struct weft_spawn *sp, weft_task_fn fn, void *arg);
-
-/** Children a task may have unjoined before further spawns run inline. */
-#define WEFT_SPAWN_DEPTH 256
+static inline void weft_spawn(struct weft_spawn *sp, weft_task_fn fn,
+			      void *arg);
 
 /**
  * weft_join() - wait for the child forked into @sp and return its error
@@ -70,7 +83,7 @@ WEFT_API void weft_spawn(struct weft_spawn *sp, weft_task_fn fn, void *arg);
  * join from a task other than the spawning one, in builds with debug
  * checks (the default for debug builds; meson option debug_checks).
  */
-WEFT_API int weft_join(struct weft_spawn *sp, void **value);
+static inline int weft_join(struct weft_spawn *sp, void **value);
 
 /**
  * weft_yield() - let the worker run other ready work before the calling task
@@ -101,6 +114,114 @@ WEFT_API int weft_sleep_until(int64_t deadline);
  */
 WEFT_API void weft_cancel_shield_push(void);
 WEFT_API void weft_cancel_shield_pop(void);
+
+/*
+ * ---- Private: the inline fast path of weft_spawn() and weft_join() ----
+ *
+ * As Lace does with its SPAWN/SYNC macros, the common case (a child pushed
+ * on, and popped back off, the private part of the calling fiber's fork
+ * queue) runs inline in the caller, with no call into the library and no
+ * atomic read-modify-write; everything else goes to weft__spawn_slow() and
+ * weft__join_slow(). The running fiber's queue is found through a
+ * thread-local pointer read relative to the thread pointer inside an asm
+ * volatile statement, which the compiler can neither cache nor move across
+ * a call: a task may change threads at any wait (weft/async.h), so a
+ * thread-local address kept in a register would name the old thread. On
+ * targets other than x86-64 and AArch64 with GCC or Clang both calls are
+ * out of line. The layouts below mirror the library's (src/core/spawn.h,
+ * checked there at compile time); none of this is API.
+ */
+struct weft__forkq_abi {
+	uint64_t ts_;
+	uint32_t splitreq;
+	unsigned char pad_[64 - 12];
+	uint32_t head;
+	uint32_t osplit;
+	void **current;
+	struct weft_spawn *slot[WEFT_SPAWN_DEPTH];
+};
+
+#define WEFT__FRAME_MAGIC 0x666f726bu /* "fork" */
+
+WEFT_API void weft__spawn_slow(struct weft_spawn *sp, weft_task_fn fn,
+			       void *arg);
+WEFT_API int weft__join_slow(struct weft_spawn *sp, void **value);
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__)) && \
+	!defined(WEFT_BUILDING) && !defined(WEFT_NO_INLINE_FORK)
+/* The offset of the library's thread-local fork-queue pointer from the
+ * thread pointer (a static TLS variable: the same in every thread). */
+WEFT_API extern long weft__fq_tls_offset;
+
+static inline struct weft__forkq_abi *weft__fq_now(void)
+{
+	char *tp;
+
+#if defined(__x86_64__)
+	__asm__ __volatile__("movq %%fs:0, %0" : "=r"(tp));
+#else
+	__asm__ __volatile__("mrs %0, tpidr_el0" : "=r"(tp));
+#endif
+	return *(struct weft__forkq_abi **)(tp + weft__fq_tls_offset);
+}
+
+static inline void weft_spawn(struct weft_spawn *sp, weft_task_fn fn,
+			      void *arg)
+{
+	struct weft__forkq_abi *q = weft__fq_now();
+	uint32_t h;
+
+	if (q && fn &&
+	    (h = __atomic_load_n(&q->head, __ATOMIC_RELAXED)) <
+		    WEFT_SPAWN_DEPTH &&
+	    h != q->osplit &&
+	    !__atomic_load_n(&q->splitreq, __ATOMIC_RELAXED)) {
+		sp->fn_ = fn;
+		sp->arg_ = arg;
+		sp->magic_ = WEFT__FRAME_MAGIC;
+		sp->fq_ = q;
+		sp->slot_ = h;
+		/* state_ and sync_ are set by the library if the frame is
+		 * ever published beyond this task (shared or evacuated). */
+		sp->task_ = *q->current;
+		__atomic_store_n(&q->slot[h], sp, __ATOMIC_RELAXED);
+		__atomic_store_n(&q->head, h + 1, __ATOMIC_RELAXED);
+		return;
+	}
+	weft__spawn_slow(sp, fn, arg);
+}
+
+static inline int weft_join(struct weft_spawn *sp, void **value)
+{
+	struct weft__forkq_abi *q = (struct weft__forkq_abi *)sp->fq_;
+
+	if (q && sp->magic_ == WEFT__FRAME_MAGIC && q == weft__fq_now() &&
+	    __atomic_load_n(&q->head, __ATOMIC_RELAXED) == sp->slot_ + 1 &&
+	    sp->slot_ >= q->osplit) {
+		void *v = 0;
+		int err;
+
+		sp->magic_ = 0;
+		__atomic_store_n(&q->head, sp->slot_, __ATOMIC_RELAXED);
+		err = sp->fn_(sp->arg_, &v);
+		if (value)
+			*value = err < 0 ? 0 : v;
+		return err < 0 ? err : 0;
+	}
+	return weft__join_slow(sp, value);
+}
+#else
+static inline void weft_spawn(struct weft_spawn *sp, weft_task_fn fn,
+			      void *arg)
+{
+	weft__spawn_slow(sp, fn, arg);
+}
+
+static inline int weft_join(struct weft_spawn *sp, void **value)
+{
+	return weft__join_slow(sp, value);
+}
+#endif
 
 WEFT_END_DECLS
 

@@ -2,6 +2,7 @@
  * core/spawn.c - weft_spawn() / weft_join(): the fork queue (spawn.h).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,51 @@
 #include "fiber/fiber.h"
 #include "weft_config.h"
 
-_Static_assert(sizeof(struct weft__frame) <= sizeof(struct weft_spawn),
-	       "struct weft_spawn is too small for its private layout");
+/* weft/async.h spells these layouts out for its inline fast path. */
+#define SAME(a, fa, b, fb)                                                    \
+	_Static_assert(offsetof(struct a, fa) == offsetof(struct b, fb),     \
+		       #a "." #fa " moved: update weft/async.h")
+SAME(weft__frame, fn, weft_spawn, fn_);
+SAME(weft__frame, arg, weft_spawn, arg_);
+SAME(weft__frame, value, weft_spawn, value_);
+SAME(weft__frame, err, weft_spawn, err_);
+SAME(weft__frame, slot, weft_spawn, slot_);
+SAME(weft__frame, fq, weft_spawn, fq_);
+SAME(weft__frame, sync, weft_spawn, sync_);
+SAME(weft__frame, rec, weft_spawn, rec_);
+SAME(weft__frame, state, weft_spawn, state_);
+SAME(weft__frame, magic, weft_spawn, magic_);
+SAME(weft__frame, task, weft_spawn, task_);
+_Static_assert(sizeof(struct weft__frame) == sizeof(struct weft_spawn),
+	       "struct weft_spawn does not match struct weft__frame");
+SAME(weft__forkq, ts, weft__forkq_abi, ts_);
+SAME(weft__forkq, splitreq, weft__forkq_abi, splitreq);
+SAME(weft__forkq, head, weft__forkq_abi, head);
+SAME(weft__forkq, osplit, weft__forkq_abi, osplit);
+SAME(weft__forkq, current, weft__forkq_abi, current);
+SAME(weft__forkq, slot, weft__forkq_abi, slot);
+_Static_assert(WEFT__FRAME_MAGIC == 0x666f726bu, "magic differs");
+
+_Thread_local struct weft__forkq *weft__tls_fq
+	__attribute__((tls_model("initial-exec")));
+
+/* Exported for the inline fast path: &weft__tls_fq minus the thread
+ * pointer, the same in every thread for a static TLS variable. */
+WEFT_API long weft__fq_tls_offset;
+
+__attribute__((constructor)) static void tls_offset_init(void)
+{
+	char *tp;
+
+#if defined(__x86_64__)
+	__asm__ __volatile__("movq %%fs:0, %0" : "=r"(tp));
+#elif defined(__aarch64__)
+	__asm__ __volatile__("mrs %0, tpidr_el0" : "=r"(tp));
+#else
+	tp = (char *)&weft__tls_fq; /* no inline fast path here */
+#endif
+	weft__fq_tls_offset = (long)((char *)&weft__tls_fq - tp);
+}
 
 static inline uint64_t pack(uint32_t tail, uint32_t split)
 {
@@ -52,8 +96,9 @@ static inline void state_set(struct weft__frame *fr, uint32_t s)
 	__atomic_store_n(&fr->state, s, __ATOMIC_RELAXED);
 }
 
-void weft__forkq_init(struct weft__forkq *q)
+void weft__forkq_init(struct weft__forkq *q, struct weft_future **current)
 {
+	q->current = current;
 	atomic_init(&q->ts, 0);
 	atomic_init(&q->splitreq, 0);
 	atomic_init(&q->head, 0);
@@ -170,6 +215,15 @@ static void grow_shared(struct weft__forkq *q, uint32_t head)
 	atomic_store_explicit(&q->splitreq, 0, memory_order_relaxed);
 	if (ns == q->osplit)
 		return;
+	/* The inline spawn leaves sync and state for whoever publishes the
+	 * frame beyond its owner: that is here (or evacuation). */
+	for (uint32_t i = q->osplit; i < ns; i++) {
+		struct weft__frame *fr =
+			atomic_load_explicit(&q->slot[i], memory_order_relaxed);
+
+		fr->sync = 0;
+		fr->state = FR_PRIVATE;
+	}
 	/* release: the slots and frames below ns were written before. The
 	 * add leaves tail (low half) alone; thieves CAS the whole word. */
 	atomic_fetch_add_explicit(&q->ts, (uint64_t)(ns - q->osplit) << 32,
@@ -221,8 +275,8 @@ static inline void run_inline(struct weft__frame *fr)
 	state_set(fr, FR_INLINE);
 }
 
-__attribute__((hot)) WEFT_API void weft_spawn(struct weft_spawn *sp,
-					      weft_task_fn fn, void *arg)
+__attribute__((hot)) WEFT_API void weft__spawn_slow(struct weft_spawn *sp,
+						    weft_task_fn fn, void *arg)
 {
 	struct weft__frame *fr = (struct weft__frame *)sp;
 	/* Read first thing, before any call: safe inline (pool.h). */
@@ -267,8 +321,8 @@ static _Noreturn void join_misuse(struct weft__frame *fr, const char *why)
 	abort();
 }
 
-__attribute__((hot)) WEFT_API int weft_join(struct weft_spawn *sp,
-					    void **value)
+__attribute__((hot)) WEFT_API int weft__join_slow(struct weft_spawn *sp,
+						  void **value)
 {
 	struct weft__frame *fr = (struct weft__frame *)sp;
 	struct weft__forkq *q = fr->fq;
@@ -360,8 +414,11 @@ void weft__forkq_evacuate(struct weft__forkq *q, struct weft_pool *pool)
 			atomic_load_explicit(&q->slot[i], memory_order_relaxed);
 		struct weft_future *rec;
 
-		if (state_get(fr) != FR_PRIVATE)
-			continue; /* evacuated by an earlier suspension */
+		/* Every frame here was spawned since the last evacuation
+		 * (which left its frames below tail); a private one may have
+		 * sync and state unset (see grow_shared()). */
+		fr->sync = 0;
+		state_set(fr, FR_PRIVATE);
 		rec = weft__future_new(K_FRAME, fr, NULL, 0);
 		if (!rec) {
 			/* Out of memory: run it now rather than leave it

@@ -53,7 +53,8 @@ enum {
 	FR_INLINE = 3,	/* ran inline at spawn; outcome stored */
 };
 
-/* The private layout of struct weft_spawn. */
+/* The private layout of struct weft_spawn (the same members, checked in
+ * spawn.c: weft/async.h's inline fast path writes them too). */
 struct weft__frame {
 	weft_task_fn fn;
 	void *arg;
@@ -65,7 +66,8 @@ struct weft__frame {
 	 * __atomic builtins (the public struct has no _Atomic members). */
 	uintptr_t sync;
 	struct weft_future *rec; /* FR_EVAC: the record that runs it */
-	uint32_t state;		 /* FR_*; __atomic relaxed */
+	uint32_t state;		 /* FR_*; __atomic relaxed (a plain store
+				    when the frame is new) */
 	uint32_t magic;
 	/* The parent task: a child runs as part of it wherever it runs
 	 * (its cancel state and task-local values). */
@@ -82,10 +84,17 @@ struct weft__forkq {
 	 * whether there is private work (relaxed loads; plain stores). */
 	_Alignas(64) _Atomic uint32_t head;
 	uint32_t osplit; /* the owner's copy of split */
+	/* &fiber->current of the owning fiber: a child's parent task. */
+	struct weft_future **current;
 	_Atomic(struct weft__frame *) slot[WEFT_SPAWN_DEPTH];
 };
 
-void weft__forkq_init(struct weft__forkq *q);
+/* The running fiber's queue, for the inline fast path in weft/async.h
+ * (written at every switch, before it; see fiber.c). */
+extern _Thread_local struct weft__forkq *weft__tls_fq
+	__attribute__((tls_model("initial-exec")));
+
+void weft__forkq_init(struct weft__forkq *q, struct weft_future **current);
 
 /* Thief: take the oldest shared frame of @q (the caller must then run it
  * with weft__frame_run()), or NULL. */

@@ -93,7 +93,7 @@ static struct weft__fiber *fiber_map(struct weft_pool *pool, size_t size)
 	f->stack = st;
 	f->stack_size = (size_t)((char *)f - (char *)st.lo);
 	atomic_init(&f->wait_lock, 0);
-	weft__forkq_init(&f->fq);
+	weft__forkq_init(&f->fq, &f->current);
 	/* Every fiber is listed, for weft__fibers_cancel_waits(). */
 	pthread_mutex_lock(&pool->fiber_lock);
 	if (pool->fiber_nall == pool->fiber_capall) {
@@ -306,6 +306,9 @@ static struct handoff *switch_to(struct weft__worker *w,
 	} else {
 		atomic_store_explicit(&w->fq, NULL, memory_order_release);
 	}
+	/* For weft/async.h's inline fast path, on the thread that will run
+	 * @to; written before the switch only. */
+	weft__tls_fq = to ? &to->fq : NULL;
 #if WEFT_ASAN
 	__sanitizer_start_switch_fiber(
 		dying ? NULL : from ? &from->asan_fake : &fw->thread_asan_fake,

@@ -13,8 +13,8 @@ int weft_hc_async(void)
 	void (*push)(void) = weft_cancel_shield_push;
 	void (*pop)(void) = weft_cancel_shield_pop;
 
-	sp.private_[0] = 0;
-	return (sp.private_[0] == 0) + (spawn != 0) + (join != 0) +
+	sp.arg_ = 0;
+	return (sp.arg_ == 0) + (spawn != 0) + (join != 0) +
 	       (yield != 0) + (sleep_for != 0) + (sleep_until != 0) +
 	       (push != 0) + (pop != 0) + WEFT_SPAWN_DEPTH;
 }
