@@ -78,6 +78,9 @@ struct weft_future {
 	_Atomic uint32_t state;
 	_Atomic uint32_t refs;
 	_Atomic uint32_t cancel_req; /* sticky: cancel asked while running */
+	/* Forked children of this task running on other fibers (stolen or
+	 * evacuated): a cancel must look for their waits too. */
+	_Atomic uint32_t remote_kids;
 	_Atomic uint32_t lock;       /* protects waiters */
 	uint32_t magic;              /* live / dead, checked in debug builds */
 	uint32_t stack_kib;          /* stack the task needs; 0: the pool's */

@@ -134,9 +134,16 @@ void weft__frame_run(struct weft__frame *fr)
 	int err;
 
 	/* Run as part of the parent task (the fiber object stays the same if
-	 * the child suspends and migrates, so self may be kept). */
+	 * the child suspends and migrates, so self may be kept). The parent
+	 * counts its children running elsewhere, for weft__cancel_wake(). */
 	self->current = fr->task;
+	if (fr->task)
+		atomic_fetch_add_explicit(&fr->task->remote_kids, 1,
+					  memory_order_relaxed);
 	err = fr->fn(fr->arg, &value);
+	if (fr->task)
+		atomic_fetch_sub_explicit(&fr->task->remote_kids, 1,
+					  memory_order_relaxed);
 	self->current = saved;
 	fr->value = err < 0 ? NULL : value;
 	fr->err = err < 0 ? err : 0;

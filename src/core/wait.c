@@ -242,6 +242,11 @@ void weft__cancel_wake(struct weft_future *f)
 	if (fiber->waiting && fiber->current == f && !fiber->shield)
 		weft__waiter_wake(fiber->waiting, W_CANCELLED);
 	weft__fiber_wait_unlock(fiber);
+	/* Forked children run as part of the task, on other fibers: look
+	 * for their waits too (rare: only while some are running). A child
+	 * that starts waiting after this sees the request when it arms. */
+	if (atomic_load_explicit(&f->remote_kids, memory_order_relaxed))
+		weft__fibers_cancel_task_waits(f->pool, f);
 }
 
 /* ---- waiting ---------------------------------------------------------- */

@@ -116,18 +116,26 @@ static struct weft__fiber *fiber_map(struct weft_pool *pool, size_t size)
 	return f;
 }
 
-void weft__fibers_cancel_waits(struct weft_pool *pool)
+void weft__fibers_cancel_task_waits(struct weft_pool *pool,
+				    struct weft_future *task)
 {
 	pthread_mutex_lock(&pool->fiber_lock);
 	for (size_t i = 0; i < pool->fiber_nall; i++) {
 		struct weft__fiber *f = pool->fiber_all[i];
 
 		weft__fiber_wait_lock(f);
-		if (f->waiting && !f->shield)
+		/* waiting first: current and shield are stable only while
+		 * the fiber waits (weft__cancel_wake()). */
+		if (f->waiting && (!task || f->current == task) && !f->shield)
 			weft__waiter_wake(f->waiting, W_CANCELLED);
 		weft__fiber_wait_unlock(f);
 	}
 	pthread_mutex_unlock(&pool->fiber_lock);
+}
+
+void weft__fibers_cancel_waits(struct weft_pool *pool)
+{
+	weft__fibers_cancel_task_waits(pool, NULL);
 }
 
 static void fiber_unmap(struct weft__fiber *f)

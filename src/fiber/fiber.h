@@ -113,6 +113,11 @@ void weft__fibers_fini(struct weft_pool *pool);
  * -ECANCELED: a cancelling shutdown. Any thread. */
 void weft__fibers_cancel_waits(struct weft_pool *pool);
 
+/* The same for the waits of fibers running as part of @task (its forked
+ * children on other fibers). */
+void weft__fibers_cancel_task_waits(struct weft_pool *pool,
+				    struct weft_future *task);
+
 /*
  * On a worker thread at start: switch to @f (from weft__fiber_reserve())
  * running weft__worker_loop() (pool.c); returns when that loop calls
