@@ -324,8 +324,13 @@ WEFT_API int weft_future_cancel(struct weft_future *f)
 			weft__future_complete(f, -ECANCELED, NULL);
 			return 0;
 		case F_RUNNING:
+			/* seq_cst, with the load in weft__cancel_pending():
+			 * a waiter publishes its wait under its own fiber's
+			 * lock, which a forked child's canceller does not take,
+			 * so nothing else orders the two (a store-buffer race
+			 * on weak memory). */
 			atomic_store_explicit(&f->cancel_req, 1,
-					      memory_order_relaxed);
+					      memory_order_seq_cst);
 			/* Wake it if it waits; it sees -ECANCELED. */
 			weft__cancel_wake(f);
 			return -EBUSY;

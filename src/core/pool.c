@@ -275,7 +275,10 @@ void weft__worker_run(struct weft__worker *w, struct weft_future *f)
 	struct weft__fiber *self = w->fib.running;
 	uint32_t depth;
 
-	if (weft__pool_cancelling(w->pool)) {
+	/* A cancelling pool cancels queued tasks, but not the record of an
+	 * evacuated fork child: its parent's join waits for the child itself
+	 * (which sees the pool cancel at its own waits). */
+	if (weft__pool_cancelling(w->pool) && f->kind != K_FRAME) {
 		weft__future_complete(f, -ECANCELED, NULL);
 		return;
 	}

@@ -225,7 +225,8 @@ bool weft__cancel_pending(void)
 
 	if (!self || self->shield || !(cur = self->current))
 		return false;
-	return atomic_load_explicit(&cur->cancel_req, memory_order_relaxed) ||
+	/* seq_cst: pairs with the store in weft_future_cancel(). */
+	return atomic_load_explicit(&cur->cancel_req, memory_order_seq_cst) ||
 	       weft__pool_cancelling(self->pool);
 }
 
