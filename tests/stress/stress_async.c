@@ -38,11 +38,11 @@
  *             sleep   weft_sleep / weft_sleep_until, 0 to 20 us or past;
  *             yield   weft_yield;
  *             peek    wait_until with a tiny deadline on someone else's
- *                     future (one that has started, so it is never run
- *                     inline here);
+ *                     future;
  *             cancel  weft_future_cancel on someone else's future;
- *             shield  a cancel shield around a sleep or a child's wait:
- *                     inside it nothing may return -ECANCELED;
+ *             shield  a cancel shield around a sleep, a child's wait or
+ *                     a fork/join: inside it nothing may return
+ *                     -ECANCELED;
  *             chan    a channel (weft/sync.h) between the task, which
  *                     receives, and 1-2 forked producers, unbuffered or
  *                     buffered, with and without deadlines.
@@ -53,6 +53,12 @@
  *           A round ends when its share of the await target is reached;
  *           the producers wait for their roots, the pool is drained and
  *           destroyed, and every record is checked.
+ *
+ *   cancelling shutdown
+ *           (last, 4 short rounds) the same trees, with more shielded
+ *           cleanup that forks, cut short by
+ *           weft_pool_shutdown(WEFT_SHUTDOWN_CANCEL): it must finish
+ *           (within 10 s) and every record must still be consistent.
  *
  * Awaits: every call that may suspend the calling task counts one (future
  * waits, joins, sleeps, yields, group waits and destroys, channel sends and
@@ -82,6 +88,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "stress.h"
 #include <weft/sync.h>
@@ -175,8 +182,12 @@ static inline void flag(uint32_t id, unsigned f)
 /* Whether a cancel may legitimately reach @id: it was flagged, or it is
  * part of (a forked child) or structured under (a group child) a task that
  * may be cancelled. */
+static _Atomic bool pool_cancelling; /* a cancelling shutdown has begun */
+
 static bool may_cancel(uint32_t id)
 {
+	if (atomic_load(&pool_cancelling))
+		return true; /* WEFT_SHUTDOWN_CANCEL reaches every task */
 	for (unsigned hops = 0; id != NONE && hops < 64; hops++) {
 		struct arec *r = &recs[id];
 		if (atomic_load(&r->flags) & A_MAYCANCEL)
@@ -333,6 +344,8 @@ struct node {
 
 static int node_task(void *arg, void **result);
 
+static _Atomic bool cx_phase; /* the cancelling-shutdown phase runs */
+
 static inline uint64_t rnd(struct node *n, uint64_t below)
 {
 	return stress_below(&n->rng, below);
@@ -466,8 +479,10 @@ static int op_sub(struct node *n)
 	return rc;
 }
 
-/* op fork: spawn 1-3 children, maybe wait in between, join LIFO. */
-static int op_fork(struct node *n)
+/* op fork: spawn 1-3 children, maybe wait in between, join LIFO.
+ * @shielded: called inside a cancel shield, where the wait in between
+ * always happens and must not be ended by a cancel. */
+static int fork_children(struct node *n, bool shielded)
 {
 	enum { MAXC = 3 };
 	struct weft_spawn sp[MAXC];
@@ -489,13 +504,14 @@ static int op_fork(struct node *n)
 			stress_spin_ns((int64_t)rnd(n, 3000));
 	}
 	/* Suspend while children are unjoined: they are evacuated. */
-	if (made && rnd(n, 3) == 0) {
+	if (made && (shielded || rnd(n, 3) == 0)) {
 		await_();
 		int s = rnd(n, 2) ? weft_sleep(tiny_ns(n)) : weft_yield();
-		if (s == -ECANCELED)
+		if (s == -ECANCELED && !shielded)
 			rc = -ECANCELED;
 		else
-			STRESS_CHECK(s == 0, "sleep/yield = %d", s);
+			STRESS_CHECK(s == 0, "sleep/yield%s = %d",
+				     shielded ? " in a shield" : "", s);
 	}
 	while (made) {
 		made--;
@@ -511,6 +527,11 @@ static int op_fork(struct node *n)
 		stress_progress();
 	}
 	return rc;
+}
+
+static int op_fork(struct node *n)
+{
+	return fork_children(n, false);
 }
 
 /* op group */
@@ -622,16 +643,23 @@ static int op_group(struct node *n)
 						    "failed with it",
 					     r);
 			} else {
+				/* 0: no child failed. A child the pool
+				 * cancelled (a cancelling shutdown) does not
+				 * count as failed, nor cancel the group. */
+				bool pc = atomic_load(&pool_cancelling);
 				STRESS_CHECK(r == 0, "group_wait = %d", r);
-				for (unsigned i = 0; i < c; i++)
+				for (unsigned i = 0; i < c; i++) {
+					int st = fs[i] ? weft_future_state(
+								 fs[i])
+						       : WEFT_FUTURE_DONE;
 					STRESS_CHECK(
-						!fs[i] || weft_future_state(
-								  fs[i]) ==
-								  WEFT_FUTURE_DONE,
+						st == WEFT_FUTURE_DONE ||
+							(pc &&
+							 st == WEFT_FUTURE_CANCELLED),
 						"group_wait = 0 but child %u "
 						"state %d",
-						ids[i],
-						weft_future_state(fs[i]));
+						ids[i], st);
+				}
 			}
 			for (unsigned i = 0; i < c; i++)
 				STRESS_CHECK(!fs[i] ||
@@ -692,8 +720,10 @@ static int op_yield(struct node *n)
 	return 0;
 }
 
-/* Wait a moment for someone else's future (one that has started: a queued
- * one would be run inline here, which could nest trees deeply). */
+/* Wait a moment for someone else's future. (With a deadline a queued task
+ * is not run inline by its waiter, weft/future.h; if it were, peeks could
+ * nest unrelated trees deeply on one stack, so a queued one is peeked at
+ * only half the time.) */
 static int op_peek(struct node *n)
 {
 	size_t id;
@@ -701,7 +731,7 @@ static int op_peek(struct node *n)
 	int rc = 0;
 	if (!f)
 		return 0;
-	if (weft_future_state(f) != WEFT_FUTURE_PENDING) {
+	if (weft_future_state(f) != WEFT_FUTURE_PENDING || rnd(n, 2)) {
 		cnt(&n_peeks);
 		await_();
 		int w = weft_future_wait_until(f, weft_now() +
@@ -737,7 +767,13 @@ static int op_shield(struct node *n)
 	weft_cancel_shield_push();
 	STRESS_CHECK(!weft_task_cancelled(),
 		     "weft_task_cancelled() true inside a shield");
-	if (rnd(n, 2) || n->depth >= n->maxd) {
+	unsigned how = n->depth >= n->maxd ? 0 : (unsigned)rnd(n, 3);
+	if (how == 2) {
+		/* cleanup that forks: the children run elsewhere while we
+		 * wait, shielded (a cancelling shutdown must still run
+		 * them, and our joins must return) */
+		fork_children(n, true);
+	} else if (how == 0) {
 		await_();
 		int s = weft_sleep(tiny_ns(n) / 5);
 		STRESS_CHECK(s == 0, "sleep in a shield = %d", s);
@@ -1025,7 +1061,13 @@ static enum op pick_op(struct node *n)
 	/* weights: inner nodes / leaves */
 	static const unsigned inner[OP_N] = {22, 18, 9, 16, 16, 5, 3, 6, 8};
 	static const unsigned leaf[OP_N] = {0, 0, 0, 40, 35, 8, 4, 10, 0};
-	const unsigned *w = n->depth >= n->maxd ? leaf : inner;
+	/* the cancelling shutdown: more shielded cleanup with forks */
+	static const unsigned inner_cx[OP_N] = {16, 18, 9, 10, 10, 3, 3, 24, 8};
+	const unsigned *w = n->depth >= n->maxd ? leaf
+			    : atomic_load_explicit(&cx_phase,
+						   memory_order_relaxed)
+				    ? inner_cx
+				    : inner;
 	unsigned total = 0;
 	for (unsigned i = 0; i < OP_N; i++)
 		total += w[i];
@@ -1096,6 +1138,26 @@ static int node_task(void *arg, void **result)
 static _Atomic bool round_stop;
 static uint64_t round_target; /* n_awaits at which this round stops */
 
+static _Atomic bool abandon; /* a stuck shutdown: stop waiting */
+
+/* An outside wait for a root, which gives up when the run is abandoned. */
+static void wait_root(struct weft_future *f, uint32_t id)
+{
+	stress_where("waiting for a root", id);
+	cnt(&n_outside_waits);
+	int w;
+	while ((w = weft_future_wait_until(f, weft_now() + 100000000)) ==
+	       -ETIMEDOUT) {
+		if (atomic_load(&abandon))
+			return;
+	}
+	STRESS_CHECK(w == 0, "outside wait = %d", w);
+	void *v = NULL;
+	int e = weft_future_try_get(f, &v);
+	check_outcome(id, e, v, weft_future_state(f) == WEFT_FUTURE_CANCELLED,
+		      "root");
+}
+
 static void producer(void *arg, unsigned index)
 {
 	(void)arg;
@@ -1107,16 +1169,7 @@ static void producer(void *arg, unsigned index)
 
 	for (;;) {
 		if (fs[k]) {
-			stress_where("waiting for a root", ids[k]);
-			cnt(&n_outside_waits);
-			int w = weft_future_wait(fs[k]);
-			STRESS_CHECK(w == 0, "outside wait = %d", w);
-			void *v = NULL;
-			int e = weft_future_try_get(fs[k], &v);
-			check_outcome(ids[k], e, v,
-				      weft_future_state(fs[k]) ==
-					      WEFT_FUTURE_CANCELLED,
-				      "root");
+			wait_root(fs[k], ids[k]);
 			weft_future_unref(fs[k]);
 			fs[k] = NULL;
 		}
@@ -1134,6 +1187,8 @@ static void producer(void *arg, unsigned index)
 		stress_where("submitting", id);
 		struct weft_future *f = NULL;
 		int e = weft_submit(pool, node_task, (void *)(uintptr_t)id, &f);
+		if (e == -ESHUTDOWN && atomic_load(&pool_cancelling))
+			break; /* the cancelling shutdown has begun */
 		STRESS_CHECK(e == 0 && f, "root submit = %d", e);
 		if (e)
 			break;
@@ -1148,14 +1203,7 @@ static void producer(void *arg, unsigned index)
 	for (unsigned i = 0; i < WINDOW; i++) {
 		if (!fs[i])
 			continue;
-		stress_where("waiting for a root", ids[i]);
-		cnt(&n_outside_waits);
-		STRESS_CHECK(weft_future_wait(fs[i]) == 0, "outside wait");
-		void *v = NULL;
-		int e = weft_future_try_get(fs[i], &v);
-		check_outcome(ids[i], e, v,
-			      weft_future_state(fs[i]) == WEFT_FUTURE_CANCELLED,
-			      "root");
+		wait_root(fs[i], ids[i]);
 		weft_future_unref(fs[i]);
 	}
 	stress_where("done", 0);
@@ -1287,6 +1335,101 @@ static void phase_trees(uint64_t target, unsigned rounds)
 		       stress_elapsed() - t0,
 		       bad ? " (records FAILED)" : "");
 	}
+}
+
+/* ---- phase: cancelling shutdown ----------------------------------------- */
+
+/*
+ * Trees as above, cut short by weft_pool_shutdown(WEFT_SHUTDOWN_CANCEL)
+ * once @quota awaits have been made: queued tasks (and children tasks
+ * submit from then on) complete CANCELLED without running, running ones
+ * see the cancel in their waits, suspended ones are woken. Every record
+ * must still be consistent, and the shutdown must finish: a task may be
+ * suspended in weft_join() on a forked child that is queued (evacuated),
+ * which must run all the same.
+ */
+static struct weft_pool *stuck_pool; /* a shutdown that did not finish */
+
+static void phase_cancel_shutdown(unsigned rd, uint64_t quota)
+{
+	round_no = 100 + rd;
+	pool_workers = 2;
+	memset(recs, 0, rec_cap * sizeof(*recs));
+	atomic_store(&rec_next, 0);
+	atomic_store(&ids_out, false);
+	atomic_store(&round_stop, false);
+	atomic_store(&cancellers_stop, false);
+	uint64_t a0 = atomic_load(&n_awaits);
+	round_target = UINT64_MAX;
+	stress_phase("cancelling shutdown %u: %u workers, after %llu awaits",
+		     rd + 1, pool_workers, (unsigned long long)quota);
+	atomic_store(&cx_phase, true);
+	double t0 = stress_elapsed();
+	pool = stress_pool(pool_workers, "asynccx");
+	struct stress_threads *c =
+		stress_threads_start(1, canceller, NULL, "canceller");
+	struct stress_threads *p =
+		stress_threads_start(2, producer, NULL, "producer");
+	int64_t until = weft_now() + 60 * (int64_t)1000000000;
+	while (atomic_load(&n_awaits) < a0 + quota &&
+	       !atomic_load(&ids_out) && weft_now() < until)
+		stress_sleep_ns(1000000);
+	atomic_store(&pool_cancelling, true);
+	stress_phase("cancelling shutdown: shutdown");
+	int rc = weft_pool_shutdown(pool, WEFT_SHUTDOWN_CANCEL,
+				    weft_now() + 10 * (int64_t)1000000000);
+	if (rc == -ETIMEDOUT) {
+		/* What is stuck: tasks that started and did not finish, and
+		 * forked children that never ran (nor were joined). */
+		size_t n = atomic_load(&rec_next), unfinished = 0, unrun = 0;
+		if (n > rec_cap)
+			n = rec_cap;
+		for (size_t id = 0; id < n; id++) {
+			struct arec *r = &recs[id];
+			if (!(atomic_load(&r->flags) & A_CREATED))
+				continue;
+			if (atomic_load(&r->started) &&
+			    !atomic_load(&r->finished))
+				unfinished++;
+			if (atomic_load(&r->kind) == KIND_FORK &&
+			    !atomic_load(&r->started) &&
+			    !atomic_load(&r->completed))
+				unrun++;
+		}
+		stress_fail("cancelling shutdown: not finished 10 s after "
+			    "weft_pool_shutdown(WEFT_SHUTDOWN_CANCEL): %zu "
+			    "tasks started and not finished, %zu forked "
+			    "children never ran nor were joined; the pool is "
+			    "left as it is",
+			    unfinished, unrun);
+		atomic_store(&abandon, true);
+	} else {
+		STRESS_CHECK(rc == 0, "cancelling shutdown = %d", rc);
+	}
+	stress_threads_join(p);
+	atomic_store(&cancellers_stop, true);
+	stress_threads_join(c);
+	stress_table_clear();
+	atomic_store(&cx_phase, false);
+	if (atomic_load(&abandon)) {
+		/* It cannot be destroyed: leave it, reachable (no leak report
+		 * on top of the failure). */
+		stuck_pool = pool;
+		pool = NULL;
+		atomic_store(&pool_cancelling, false);
+		return;
+	}
+	weft_pool_destroy(pool);
+	pool = NULL;
+	size_t n = atomic_load(&rec_next);
+	if (n > rec_cap)
+		n = rec_cap;
+	size_t bad = verify_round(n);
+	atomic_store(&pool_cancelling, false);
+	printf("stress_async: cancelling shutdown %u: %zu tasks, %llu awaits, "
+	       "%.1f s%s\n",
+	       rd + 1, n, (unsigned long long)(atomic_load(&n_awaits) - a0),
+	       stress_elapsed() - t0, bad ? " (records FAILED)" : "");
 }
 
 /* ---- phase: wake -------------------------------------------------------- */
@@ -1585,6 +1728,8 @@ int main(int argc, char **argv)
 
 	phase_wake(reps);
 	phase_trees(target, rounds);
+	for (unsigned i = 0; i < 4 && !atomic_load(&abandon); i++)
+		phase_cancel_shutdown(i, target / rounds / 8);
 
 	printf("stress_async: %llu awaits in tasks (%llu outside waits), %llu "
 	       "task bodies: %llu submitted children (%llu detached), %llu "
@@ -1612,5 +1757,13 @@ int main(int argc, char **argv)
 		     (unsigned long long)atomic_load(&n_awaits),
 		     (unsigned long long)target);
 	free(recs);
-	return stress_finish();
+	int rc = stress_finish();
+	if (stuck_pool) {
+		/* A shutdown that never finished holds suspended tasks and
+		 * their futures: skip the exit-time leak check, which would
+		 * only report them. */
+		fflush(stdout);
+		_exit(rc);
+	}
+	return rc;
 }
