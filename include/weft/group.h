@@ -73,8 +73,10 @@ WEFT_API void weft_group_cancel(struct weft_group *g);
 /**
  * weft_group_wait() - wait until every child has finished, or @deadline.
  *
- * Returns 0 when all succeeded; else the first failure: the error code of
- * the first child that failed (-ECANCELED does not count as a failure),
+ * Returns 0 when no child failed (a child cancelled by someone else, e.g.
+ * a cancelling pool shutdown, is not a failure); else the first failure:
+ * the error code of the first child that failed (-ECANCELED does not
+ * count as a failure),
  * -ETIMEDOUT when the group's own deadline passed (the rest were
  * cancelled and have finished), -ECANCELED when the group was cancelled by
  * weft_group_cancel() or the waiting task was cancelled (the children are
