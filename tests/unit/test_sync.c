@@ -917,6 +917,10 @@ Test(sync, cond_signal_wakes_one_waiter_and_broadcast_the_rest,
 			  cwait_task, &a[i]);
 		cr_assert(wait_int(&a[i].waiting, 1));
 	}
+	/* Each waiter holds the mutex until its cond wait has queued it, so
+	 * taking the mutex here means at least the last one is queued. */
+	cr_assert_eq(weft_mutex_lock(&m), 0);
+	cr_assert_eq(weft_mutex_unlock(&m), 0);
 	settle();
 	cr_assert_eq(weft_cond_fini(&c), -EBUSY, "fini with waiters");
 	cr_assert_eq(weft_cond_signal(&c), 0);
@@ -1836,8 +1840,19 @@ Test(sync, unbuffered_chan_is_a_rendezvous, .timeout = 30)
 		a = (struct chop){.ch = ch, .send = false,
 				  .deadline = WEFT_FOREVER};
 		run_start(&r, pool, wh, chop_task, &a);
-		settle();
-		cr_assert_eq(weft_chan_try_send(ch, ITEM(3)), 0);
+		/* A try_send succeeds once the receiver waits (and failed
+		 * above while none did). Retry until then: on a loaded
+		 * machine the receiver may take a while to get there. */
+		{
+			int64_t until = weft_now() + 10000000000LL;
+			int rc;
+
+			while ((rc = weft_chan_try_send(ch, ITEM(3))) ==
+				       -EAGAIN &&
+			       weft_now() < until)
+				sleep_ms(1);
+			cr_assert_eq(rc, 0);
+		}
 		run_join(&r);
 		cr_assert_eq(a.r, 0);
 		cr_assert_eq(a.item, ITEM(3));
