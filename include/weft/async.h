@@ -147,13 +147,11 @@ WEFT_API void weft__spawn_slow(struct weft_spawn *sp, weft_task_fn fn,
 			       void *arg);
 WEFT_API int weft__join_slow(struct weft_spawn *sp, void **value);
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__)) && \
-	!defined(WEFT_BUILDING) && !defined(WEFT_NO_INLINE_FORK)
-/* The offset of the library's thread-local fork-queue pointer from the
- * thread pointer (a static TLS variable: the same in every thread). */
-WEFT_API extern long weft__fq_tls_offset;
-
-static inline struct weft__forkq_abi *weft__fq_now(void)
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__))
+#define WEFT__HAVE_TP 1
+/* The calling thread's thread pointer, read afresh at every call (the
+ * library uses it too, to compute weft__fq_tls_offset). */
+static inline char *weft__tp(void)
 {
 	char *tp;
 
@@ -162,7 +160,19 @@ static inline struct weft__forkq_abi *weft__fq_now(void)
 #else
 	__asm__ __volatile__("mrs %0, tpidr_el0" : "=r"(tp));
 #endif
-	return *(struct weft__forkq_abi **)(tp + weft__fq_tls_offset);
+	return tp;
+}
+#endif
+
+#if defined(WEFT__HAVE_TP) && !defined(WEFT_BUILDING) && \
+	!defined(WEFT_NO_INLINE_FORK)
+/* The offset of the library's thread-local fork-queue pointer from the
+ * thread pointer (a static TLS variable: the same in every thread). */
+WEFT_API extern long weft__fq_tls_offset;
+
+static inline struct weft__forkq_abi *weft__fq_now(void)
+{
+	return *(struct weft__forkq_abi **)(weft__tp() + weft__fq_tls_offset);
 }
 
 static inline void weft_spawn(struct weft_spawn *sp, weft_task_fn fn,

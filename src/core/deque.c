@@ -117,17 +117,17 @@ void *weft__deque_peek(struct weft__deque *d)
 
 void *weft__deque_take_alone(struct weft__deque *d)
 {
-	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed) - 1;
-	int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
-	struct weft__deque_array *a =
-		atomic_load_explicit(&d->array, memory_order_relaxed);
+	/* No thief: the newest item is ours to take with a plain store of
+	 * bottom, without the fence and the CAS on the last item. */
+	void *item = weft__deque_peek(d);
 
-	if (t > b)
-		return NULL;
-	/* No thief: the fence and the CAS on the last item are not needed. */
-	atomic_store_explicit(&d->bottom, b, memory_order_relaxed);
-	return atomic_load_explicit(&a->slot[b & a->mask],
-				    memory_order_relaxed);
+	if (item)
+		atomic_store_explicit(
+			&d->bottom,
+			atomic_load_explicit(&d->bottom, memory_order_relaxed) -
+				1,
+			memory_order_relaxed);
+	return item;
 }
 
 void *weft__deque_take(struct weft__deque *d)

@@ -201,8 +201,7 @@ int weft__future_help(struct weft_future *f, bool run)
 		if (t == f)
 			return -EDEADLK;
 	if (run && f->kind != K_NONE && f->pool == w->pool &&
-	    (!f->stack_kib || (size_t)f->stack_kib * 1024 <=
-				      w->fib.running->stack_size) &&
+	    weft__task_fits(f, w->fib.running) &&
 	    weft__future_claim(f, F_RUNNING)) {
 		weft__worker_unqueue(w, f);
 		weft__worker_run(w, f);

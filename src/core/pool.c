@@ -135,6 +135,25 @@ static int push_inject(struct weft_pool *pool, struct weft_future *f,
 	return 0;
 }
 
+/* Push @item on worker @w's own deque, counted, waking a parked worker if
+ * there is one to wake. False (nothing pushed, nothing counted) if the
+ * deque could not grow. */
+static bool push_own(struct weft__worker *w, void *item)
+{
+	struct weft_pool *pool = w->pool;
+
+	counter_inc(&w->pushed);
+	if (weft__deque_push(&w->deque, item) != 0) {
+		counter_inc(&w->popped); /* undo the count */
+		return false;
+	}
+	/* A lone worker is awake (it is us): nobody to wake, and the fence
+	 * in notify_one is saved. */
+	if (pool->nworkers > 1)
+		weft__idle_notify_one(&pool->idle);
+	return true;
+}
+
 static int push(struct weft_pool *pool, struct weft_future *f, bool ref)
 {
 	struct weft__worker *w = weft__current_worker();
@@ -150,17 +169,9 @@ static int push(struct weft_pool *pool, struct weft_future *f, bool ref)
 		 * the entry, run it and drop that reference. */
 		if (ref)
 			weft_future_ref(f);
-		counter_inc(&w->pushed);
-		if (weft__deque_push(&w->deque, f) == 0) {
-			/* A lone worker is awake (it is us): nobody to wake,
-			 * and the fence in notify_one is saved. */
-			if (pool->nworkers > 1)
-				weft__idle_notify_one(&pool->idle);
+		if (push_own(w, f))
 			return 0;
-		}
-		/* Growth failed: the entry goes to the inject queue instead;
-		 * undo this count by counting a pop. */
-		counter_inc(&w->popped);
+		/* Growth failed: the entry goes to the inject queue. */
 		err = push_inject(pool, f, true, false);
 		if (err && ref)
 			weft_future_unref(f);
@@ -180,15 +191,8 @@ void weft__pool_push_fiber(struct weft_pool *pool, struct weft__fiber *f,
 	struct weft__worker *w = weft__current_worker();
 	unsigned lane;
 
-	if (!fifo && w && w->pool == pool) {
-		counter_inc(&w->pushed);
-		if (weft__deque_push(&w->deque, f) == 0) {
-			if (pool->nworkers > 1)
-				weft__idle_notify_one(&pool->idle);
-			return;
-		}
-		counter_inc(&w->popped); /* growth failed: undo, inject */
-	}
+	if (!fifo && w && w->pool == pool && push_own(w, f))
+		return;
 	/* A suspended task belongs to the pool whatever its state: it is
 	 * queued even while the pool drains or cancels (the drain check
 	 * waits for it). */
@@ -206,7 +210,7 @@ static int submit(struct weft_pool *pool, uint8_t kind, void *fn, void *arg,
 
 	if (out)
 		*out = NULL;
-	if (!pool || !fn || stack > ((size_t)1 << 30))
+	if (!pool || !fn || stack > WEFT__STACK_USABLE_MAX)
 		return -EINVAL;
 	f = weft__future_new(kind, fn, arg, 0);
 	if (!f)
@@ -325,8 +329,7 @@ void weft__worker_process(struct weft__worker *w, struct weft_future *f)
 		weft__fiber_resume(w, fb);
 	}
 	if (weft__future_claim(f, F_RUNNING)) {
-		if (f->stack_kib &&
-		    (size_t)f->stack_kib * 1024 > w->fib.running->stack_size)
+		if (!weft__task_fits(f, w->fib.running))
 			/* A task that needs a bigger stack than this fiber
 			 * has: run it on a fiber of its own, which finishes
 			 * this entry (weft__worker_finish) and then carries
@@ -679,7 +682,7 @@ WEFT_API int weft_pool_create(const struct weft_pool_options *opts,
 		return -EINVAL;
 	if (opts->stack_size &&
 	    (opts->stack_size < WEFT__STACK_MIN ||
-	     opts->stack_size > ((size_t)1 << 30)))
+	     opts->stack_size > WEFT__STACK_USABLE_MAX))
 		return -EINVAL;
 	n = opts->workers ? opts->workers : weft_cpu_count();
 

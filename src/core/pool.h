@@ -16,6 +16,7 @@
 
 #include "weft/pool.h"
 #include "core/deque.h"
+#include "core/future.h"
 #include "core/idle.h"
 #include "core/inject.h"
 #include "fiber/fiber.h"
@@ -131,6 +132,11 @@ int weft__pool_push(struct weft_pool *pool, struct weft_future *f);
  * the worker afterwards. */
 void weft__worker_run(struct weft__worker *w, struct weft_future *f);
 
+/* Whether the task @f can run on fiber @fib's stack (it asked for no more
+ * than @fib has). */
+static inline bool weft__task_fits(const struct weft_future *f,
+				   const struct weft__fiber *fib);
+
 /* Queue the suspended fiber @f of @pool: on the calling worker's deque when
  * it is one of @pool's and !@fifo, else on the inject queue. */
 void weft__pool_push_fiber(struct weft_pool *pool, struct weft__fiber *f,
@@ -164,5 +170,11 @@ void weft__worker_finish(struct weft_future *f);
  * the queue's reference, count it. A K_FIBER entry is switched to: then
  * this call does not return. */
 void weft__worker_process(struct weft__worker *w, struct weft_future *f);
+
+static inline bool weft__task_fits(const struct weft_future *f,
+				   const struct weft__fiber *fib)
+{
+	return !f->stack_kib || (size_t)f->stack_kib * 1024 <= fib->stack_size;
+}
 
 #endif /* WEFT_CORE_POOL_H */

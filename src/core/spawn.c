@@ -49,16 +49,10 @@ WEFT_API long weft__fq_tls_offset;
 
 __attribute__((constructor)) static void tls_offset_init(void)
 {
-	char *tp;
-
-#if defined(__x86_64__)
-	__asm__ __volatile__("movq %%fs:0, %0" : "=r"(tp));
-#elif defined(__aarch64__)
-	__asm__ __volatile__("mrs %0, tpidr_el0" : "=r"(tp));
-#else
-	tp = (char *)&weft__tls_fq; /* no inline fast path here */
+#if defined(WEFT__HAVE_TP)
+	weft__fq_tls_offset = (long)((char *)&weft__tls_fq - weft__tp());
 #endif
-	weft__fq_tls_offset = (long)((char *)&weft__tls_fq - tp);
+	/* Elsewhere there is no inline fast path, and no reader. */
 }
 
 static inline uint64_t pack(uint32_t tail, uint32_t split)

@@ -32,6 +32,8 @@
 
 #define WEFT__STACK_GUARD (16 * 4096)
 #define WEFT__STACK_MIN (16 * 1024)
+/* The most usable stack a pool or a task may ask for (weft/pool.h). */
+#define WEFT__STACK_USABLE_MAX ((size_t)1 << 30)
 #define WEFT__STACK_CANARY 0x5745465453544b21ull /* "WEFTSTK!" */
 
 struct weft__stack {
