@@ -148,15 +148,6 @@
 
 #include "bench_common.h"
 
-#if defined(__has_attribute)
-#if __has_attribute(noipa)
-#define OPAQUE __attribute__((noipa))
-#endif
-#endif
-#ifndef OPAQUE
-#define OPAQUE __attribute__((noinline))
-#endif
-
 #define NAME "bench_async"
 
 /* Machine context switches per weft_yield() (see the file comment). */

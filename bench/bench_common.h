@@ -32,6 +32,18 @@
 
 #define BENCH_MAX_ROUNDS 64
 
+/* For baselines and bodies: opaque to interprocedural optimisation (no
+ * cloning for constant arguments, no inlining, no assumptions about what
+ * the callee does), so the compiler cannot fold the work away. */
+#if defined(__has_attribute)
+#if __has_attribute(noipa)
+#define OPAQUE __attribute__((noipa))
+#endif
+#endif
+#ifndef OPAQUE
+#define OPAQUE __attribute__((noinline))
+#endif
+
 struct bench_opts {
 	bool quick;
 	unsigned workers;   /* resolved: never 0 after bench_parse_args() */

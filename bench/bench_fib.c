@@ -64,16 +64,6 @@
 
 #define SKYNET_DIV PEERS_SKYNET_DIV
 
-/* Opaque to interprocedural optimisation: no cloning for constant
- * arguments, no inlining, no assumptions about what the callee does. */
-#if defined(__has_attribute)
-#if __has_attribute(noipa)
-#define OPAQUE __attribute__((noipa))
-#endif
-#endif
-#ifndef OPAQUE
-#define OPAQUE __attribute__((noinline))
-#endif
 
 enum variant {
 	V_PLAIN, V_WEFT_1, V_WEFT_N, V_TBB_1, V_TBB_N, V_OMP_1, V_OMP_N,

@@ -3,9 +3,13 @@
  */
 #include "helpers.h"
 
+#include <criterion/criterion.h>
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 void gate_init(struct gate *g)
 {
@@ -162,4 +166,36 @@ int delayed_open_start(struct delayed_open *d, struct gate *g, unsigned ms)
 void delayed_open_join(struct delayed_open *d)
 {
 	pthread_join(d->thread, NULL);
+}
+
+void run_child(void (*fn)(void), char *out, size_t len, int *status)
+{
+	size_t got = 0;
+	int fds[2];
+	ssize_t n;
+	pid_t pid;
+
+	cr_assert_eq(pipe(fds), 0);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		dup2(fds[1], STDERR_FILENO);
+		close(fds[1]);
+		fn();
+		_exit(99);
+	}
+	close(fds[1]);
+	while (got + 1 < len &&
+	       (n = read(fds[0], out + got, len - 1 - got)) != 0) {
+		if (n < 0) {
+			cr_assert_eq(errno, EINTR);
+			continue;
+		}
+		got += (size_t)n;
+	}
+	out[got] = '\0';
+	close(fds[0]);
+	cr_assert_eq(waitpid(pid, status, 0), pid);
 }

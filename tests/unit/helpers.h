@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <weft.h>
@@ -78,5 +79,13 @@ struct delayed_open {
 };
 int delayed_open_start(struct delayed_open *d, struct gate *g, unsigned ms);
 void delayed_open_join(struct delayed_open *d);
+
+/*
+ * Run @fn in a forked child whose stderr is a pipe (for death tests that
+ * check a message): store what it printed, NUL-terminated and cut to @len,
+ * in @out, and its wait status in *@status. A child whose @fn returns exits
+ * with 99. Asserts (Criterion) on the test's thread.
+ */
+void run_child(void (*fn)(void), char *out, size_t len, int *status);
 
 #endif /* WEFT_TEST_HELPERS_H */

@@ -1264,39 +1264,6 @@ Test(async, unbounded_recursion_in_a_task_dies_by_sigsegv, .signal = SIGSEGV,
 	overflow_in_pool();
 }
 
-/* Runs @fn in a child whose stderr is a pipe; returns what it printed and
- * its wait status. */
-static void run_child(void (*fn)(void), char *out, size_t len, int *status)
-{
-	size_t got = 0;
-	int fds[2];
-	ssize_t n;
-	pid_t pid;
-
-	cr_assert_eq(pipe(fds), 0);
-	fflush(NULL);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		close(fds[0]);
-		dup2(fds[1], STDERR_FILENO);
-		close(fds[1]);
-		fn();
-		_exit(99);
-	}
-	close(fds[1]);
-	while (got + 1 < len &&
-	       (n = read(fds[0], out + got, len - 1 - got)) != 0) {
-		if (n < 0) {
-			cr_assert_eq(errno, EINTR);
-			continue;
-		}
-		got += (size_t)n;
-	}
-	out[got] = '\0';
-	close(fds[0]);
-	cr_assert_eq(waitpid(pid, status, 0), pid);
-}
 
 Test(async, stack_overflow_report_names_task_size_and_option, .timeout = 30)
 {

@@ -948,38 +948,6 @@ Test(spawn, join_from_another_task_aborts, .signal = SIGABRT, .timeout = 30)
 }
 #endif
 
-/* The same misuse in a child process, to check the message too. */
-static void run_child(void (*fn)(void), char *out, size_t len, int *status)
-{
-	size_t got = 0;
-	int fds[2];
-	ssize_t n;
-	pid_t pid;
-
-	cr_assert_eq(pipe(fds), 0);
-	fflush(NULL);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		close(fds[0]);
-		dup2(fds[1], STDERR_FILENO);
-		close(fds[1]);
-		fn();
-		_exit(0);
-	}
-	close(fds[1]);
-	while (got + 1 < len &&
-	       (n = read(fds[0], out + got, len - 1 - got)) != 0) {
-		if (n < 0) {
-			cr_assert_eq(errno, EINTR);
-			continue;
-		}
-		got += (size_t)n;
-	}
-	out[got] = '\0';
-	close(fds[0]);
-	cr_assert_eq(waitpid(pid, status, 0), pid);
-}
 
 static void out_of_order_child(void)
 {

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "fiber/stack.h"
+#include "helpers.h"
 #include "util/sigfmt.h"
 #include "weft_config.h"
 
@@ -489,39 +490,6 @@ Test(overflow, deep_recursion_on_fiber_dies_by_sigsegv, .signal = SIGSEGV,
 	overflow_on_fiber();
 }
 
-/* Runs @fn in a child whose stderr is a pipe; returns what it printed and
- * its wait status. */
-static void run_child(void (*fn)(void), char *out, size_t len, int *status)
-{
-	size_t got = 0;
-	int fds[2];
-	ssize_t n;
-	pid_t pid;
-
-	cr_assert_eq(pipe(fds), 0);
-	fflush(NULL);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		close(fds[0]);
-		dup2(fds[1], STDERR_FILENO);
-		close(fds[1]);
-		fn();
-		_exit(99);
-	}
-	close(fds[1]);
-	while (got + 1 < len &&
-	       (n = read(fds[0], out + got, len - 1 - got)) != 0) {
-		if (n < 0) {
-			cr_assert_eq(errno, EINTR);
-			continue;
-		}
-		got += (size_t)n;
-	}
-	out[got] = '\0';
-	close(fds[0]);
-	cr_assert_eq(waitpid(pid, status, 0), pid);
-}
 
 Test(overflow, report_is_written_to_stderr, .timeout = 30)
 {
