@@ -22,7 +22,10 @@
 #include "core/locals.h"
 #include "fiber/fiber.h"
 
-static _Thread_local struct weft__locals *thread_locals;
+/* initial-exec, as the other thread-locals of the library: every task
+ * creation from a plain thread reads it (weft__locals_inherit()). */
+static _Thread_local struct weft__locals *thread_locals
+	__attribute__((tls_model("initial-exec")));
 static pthread_key_t thread_key;
 static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 
