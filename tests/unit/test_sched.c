@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <threads.h>
 
 #include <weft.h>
 
@@ -116,7 +117,7 @@ Test(sched, local_work_does_not_starve_outside_submissions, .timeout = 30)
 	cr_assert_eq(weft_submit(pool, chain_link, &c, NULL), 0);
 	/* Wait until the chain is running on the only worker. */
 	while (atomic_load(&c.links) < 1000)
-		;
+		thrd_yield();
 	submitted_at = atomic_load(&c.links);
 	cr_assert_eq(weft_submit(pool, outside_task, &c, &f), 0);
 	cr_assert_eq(weft_future_wait(f), 0);
