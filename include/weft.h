@@ -25,5 +25,6 @@
 #include "weft/async.h"
 #include "weft/group.h"
 #include "weft/sync.h"
+#include "weft/io.h"
 
 #endif /* WEFT_H */

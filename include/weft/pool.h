@@ -60,6 +60,21 @@ struct weft_pool_options {
 	 *  at most 1 GiB. Tasks that need more than the pool's size ask
 	 *  for it per task (weft_submit_opts(), weft/task.h). */
 	size_t stack_size;
+	/** I/O backend (weft/io.h): WEFT_IO_AUTO (the default) uses
+	 *  io_uring when the kernel allows it, else blocking calls on a
+	 *  thread pool; WEFT_IO_URING insists on io_uring (I/O calls fail
+	 *  with -ENOTSUP without it); WEFT_IO_BLOCKING never uses it. The
+	 *  environment variable WEFT_IO_BACKEND ("uring", "blocking",
+	 *  "auto") overrides WEFT_IO_AUTO. */
+	unsigned io_backend;
+	/** Submission queue entries of the io thread's ring (rounded up to
+	 *  a power of two, 2..4096); 0 means 256. The completion queue has
+	 *  twice as many, and at most that many operations are in flight at
+	 *  once: the rest wait in the io thread, in order. */
+	unsigned io_entries;
+	/** Threads of the blocking backend (and the cap on io_uring's
+	 *  io-wq workers for blocking work); 0 means 4. */
+	unsigned io_threads;
 };
 
 /** The default fiber stack: 256 KiB usable, plus a 64 KiB guard. */

@@ -31,7 +31,7 @@ struct weft_future *weft__future_new(uint8_t kind, void *fn, void *arg,
 	f->fn = fn;
 	f->arg = arg;
 	/* A task starts with its creator's task-local values. */
-	if (kind != K_NONE && kind != K_FRAME)
+	if (kind != K_NONE && kind != K_FRAME && kind != K_IO)
 		f->locals = weft__locals_inherit();
 	return f;
 }
@@ -310,6 +310,8 @@ WEFT_API int weft_future_cancel(struct weft_future *f)
 	check_live(f, "weft_future_cancel");
 	if (f->kind == K_NONE)
 		return -EINVAL;
+	if (f->kind == K_IO)
+		return weft__io_cancel(f); /* io/io.c */
 	for (;;) {
 		uint32_t s = load_state(f);
 

@@ -54,6 +54,8 @@ enum weft__task_kind {
 	K_THEN = 3,    /* weft_then_fn; arg2 is the antecedent */
 	K_FIBER = 4,   /* not a future: a struct weft__fiber to resume */
 	K_FRAME = 5,   /* an evacuated fork child; fn is its weft__frame */
+	K_IO = 6,      /* an I/O operation (io/io.h): starts RUNNING, the io
+			  thread or the blocking backend completes it */
 };
 
 struct weft__wnode;
@@ -167,5 +169,9 @@ int weft__future_wait(struct weft_future *f, int64_t deadline);
  * runnable). Waits with a deadline pass @run false.
  */
 int weft__future_help(struct weft_future *f, bool run);
+
+/* weft_future_cancel() of a K_IO future: ask the io thread or the blocking
+ * backend to cancel the operation (io/io.c). -EBUSY or -EALREADY. */
+int weft__io_cancel(struct weft_future *f);
 
 #endif /* WEFT_CORE_FUTURE_H */

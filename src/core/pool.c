@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "weft/io.h"
 #include "core/falloc.h"
 #include "core/future.h"
 #include "core/pool.h"
@@ -645,7 +646,7 @@ static void pool_free(struct weft_pool *pool)
 		weft__inject_fini(&pool->inject);
 	}
 	if (pool->fibers_ready) {
-		weft__timer_fini(pool);
+		weft__io_fini(pool);
 		weft__fibers_fini(pool);
 	}
 	weft__idle_fini(&pool->idle);
@@ -684,6 +685,9 @@ WEFT_API int weft_pool_create(const struct weft_pool_options *opts,
 	    (opts->stack_size < WEFT__STACK_MIN ||
 	     opts->stack_size > WEFT__STACK_USABLE_MAX))
 		return -EINVAL;
+	if (opts->io_backend > WEFT_IO_BLOCKING || opts->io_entries == 1 ||
+	    opts->io_entries > 4096)
+		return -EINVAL;
 	n = opts->workers ? opts->workers : weft_cpu_count();
 
 	pool = calloc(1, sizeof(*pool));
@@ -713,10 +717,12 @@ WEFT_API int weft_pool_create(const struct weft_pool_options *opts,
 						     : WEFT_STACK_SIZE_DEFAULT) !=
 	    0)
 		goto err_unwind;
-	if (weft__timers_init(&pool->timers) != 0) {
+	err = weft__io_init(pool, opts);
+	if (err != 0) {
 		weft__fibers_fini(pool);
 		goto err_unwind;
 	}
+	err = -ENOMEM;
 	pool->fibers_ready = true;
 	for (unsigned i = 0; i < n; i++) {
 		struct weft__worker *w = &pool->workers[i];

@@ -51,17 +51,13 @@ struct weft__worker {
 	bool started;
 };
 
-/* The interim timer (wait.c). */
-struct weft__timers {
-	pthread_mutex_t lock;
-	struct weft__timer **heap; /* a binary min-heap on deadline */
-	size_t n, cap;
-	_Atomic uint32_t seq; /* futex word the thread sleeps on */
-	bool started, stop;
-	pthread_t thread;
-};
+struct weft__io;
+struct weft_pool_options;
 
-int weft__timers_init(struct weft__timers *t);
+/* The pool's io thread (io/io.c): start it (it runs the timers, and the
+ * ring when io_uring is allowed); stop it once the workers have exited. */
+int weft__io_init(struct weft_pool *pool, const struct weft_pool_options *o);
+void weft__io_fini(struct weft_pool *pool);
 
 struct weft_pool {
 	unsigned nworkers;
@@ -91,8 +87,8 @@ struct weft_pool {
 	struct weft__fiber **fiber_all; /* every fiber, under fiber_lock */
 	size_t fiber_nall, fiber_capall;
 	_Atomic size_t fibers_mapped;
-	struct weft__timers timers;
-	bool fibers_ready; /* fibers and timers initialised */
+	struct weft__io *io; /* timers and I/O */
+	bool fibers_ready; /* fibers and the io thread initialised */
 };
 
 /*

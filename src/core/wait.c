@@ -1,13 +1,11 @@
 /*
- * core/wait.c - the wait primitive (wait.h) and the interim timer.
+ * core/wait.c - the wait primitive (wait.h).
  *
- * The interim timer: one thread per pool, started by the first fiber wait
- * with a deadline, holding a binary min-heap of deadlines under a mutex and
- * sleeping on a futex until the earliest. It fires a waiter under the heap
- * lock, so once weft__wait() has taken its timer out under that lock the
- * thread can no longer touch the waiter. Thread waiters do not use it:
- * their futex wait carries the deadline. The io thread's timers replace it
- * in the next release (DESIGN.md section 7).
+ * Deadlines of fiber waits are timers of the pool's io thread (io/io.c),
+ * which fires a waiter under its heap lock, so once weft__wait() has taken
+ * its timer out under that lock the io thread can no longer touch the
+ * waiter. Thread waiters do not use it: their futex wait carries the
+ * deadline.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -44,176 +42,6 @@ bool weft__waiter_wake(struct weft__waiter *w, uint32_t reason)
 	else
 		weft__futex_wake(&w->state, 1);
 	return true;
-}
-
-/* ---- the timer -------------------------------------------------------- */
-
-static bool before(struct weft__timer *a, struct weft__timer *b)
-{
-	return a->deadline < b->deadline;
-}
-
-static void heap_set(struct weft__timers *t, size_t i, struct weft__timer *x)
-{
-	t->heap[i] = x;
-	x->idx = i;
-}
-
-static void sift_up(struct weft__timers *t, size_t i)
-{
-	struct weft__timer *x = t->heap[i];
-
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-
-		if (!before(x, t->heap[p]))
-			break;
-		heap_set(t, i, t->heap[p]);
-		i = p;
-	}
-	heap_set(t, i, x);
-}
-
-static void sift_down(struct weft__timers *t, size_t i)
-{
-	struct weft__timer *x = t->heap[i];
-
-	for (;;) {
-		size_t c = 2 * i + 1;
-
-		if (c >= t->n)
-			break;
-		if (c + 1 < t->n && before(t->heap[c + 1], t->heap[c]))
-			c++;
-		if (!before(t->heap[c], x))
-			break;
-		heap_set(t, i, t->heap[c]);
-		i = c;
-	}
-	heap_set(t, i, x);
-}
-
-static void heap_remove(struct weft__timers *t, size_t i)
-{
-	struct weft__timer *last = t->heap[--t->n];
-
-	t->heap[i]->idx = SIZE_MAX;
-	if (i == t->n)
-		return;
-	heap_set(t, i, last);
-	sift_down(t, i);
-	sift_up(t, last->idx);
-}
-
-static void *timer_main(void *arg)
-{
-	struct weft__timers *t = arg;
-
-	pthread_mutex_lock(&t->lock);
-	while (!t->stop) {
-		int64_t now = weft_now(), until = WEFT_FOREVER;
-		uint32_t seq;
-
-		while (t->n && t->heap[0]->deadline <= now) {
-			struct weft__timer *tm = t->heap[0];
-
-			heap_remove(t, 0);
-			if (tm->fire)
-				tm->fire(tm);
-			else
-				weft__waiter_wake(tm->w, W_TIMEDOUT);
-		}
-		if (t->n)
-			until = t->heap[0]->deadline;
-		seq = atomic_load(&t->seq);
-		pthread_mutex_unlock(&t->lock);
-		weft__futex_wait(&t->seq, seq, until);
-		pthread_mutex_lock(&t->lock);
-	}
-	pthread_mutex_unlock(&t->lock);
-	return NULL;
-}
-
-/* Add @tm; 0 or -ENOMEM / -EAGAIN (no thread). */
-static int timer_add(struct weft__timers *t, struct weft__timer *tm)
-{
-	int err = 0;
-
-	pthread_mutex_lock(&t->lock);
-	if (!t->started) {
-		if (pthread_create(&t->thread, NULL, timer_main, t) != 0) {
-			err = -EAGAIN;
-			goto out;
-		}
-		t->started = true;
-	}
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? 2 * t->cap : 64;
-		struct weft__timer **h = realloc(t->heap, cap * sizeof(*h));
-
-		if (!h) {
-			err = -ENOMEM;
-			goto out;
-		}
-		t->heap = h;
-		t->cap = cap;
-	}
-	heap_set(t, t->n++, tm);
-	sift_up(t, tm->idx);
-	if (tm->idx == 0) {
-		/* A new earliest deadline: the thread must sleep less. */
-		atomic_fetch_add(&t->seq, 1);
-		weft__futex_wake(&t->seq, 1);
-	}
-out:
-	pthread_mutex_unlock(&t->lock);
-	return err;
-}
-
-static bool timer_del(struct weft__timers *t, struct weft__timer *tm)
-{
-	bool armed;
-
-	pthread_mutex_lock(&t->lock);
-	armed = tm->idx != SIZE_MAX;
-	if (armed)
-		heap_remove(t, tm->idx);
-	pthread_mutex_unlock(&t->lock);
-	return armed;
-}
-
-int weft__timer_add(struct weft_pool *pool, struct weft__timer *t)
-{
-	return timer_add(&pool->timers, t);
-}
-
-bool weft__timer_del(struct weft_pool *pool, struct weft__timer *t)
-{
-	return timer_del(&pool->timers, t);
-}
-
-int weft__timers_init(struct weft__timers *t)
-{
-	t->heap = NULL;
-	t->n = t->cap = 0;
-	t->started = t->stop = false;
-	atomic_init(&t->seq, 0);
-	return -pthread_mutex_init(&t->lock, NULL);
-}
-
-void weft__timer_fini(struct weft_pool *pool)
-{
-	struct weft__timers *t = &pool->timers;
-
-	pthread_mutex_lock(&t->lock);
-	t->stop = true;
-	atomic_fetch_add(&t->seq, 1);
-	weft__futex_wake(&t->seq, 1);
-	pthread_mutex_unlock(&t->lock);
-	if (t->started)
-		pthread_join(t->thread, NULL);
-	free(t->heap);
-	pthread_mutex_destroy(&t->lock);
 }
 
 /* ---- cancellation ----------------------------------------------------- */
@@ -300,8 +128,8 @@ int weft__wait(struct weft__waiter *w, const struct weft__wait_ops *ops,
 			if (deadline <= weft_now()) {
 				weft__waiter_wake(w, W_TIMEDOUT);
 			} else {
-				int err = timer_add(&self->pool->timers,
-						    &w->timer);
+				int err = weft__timer_add(self->pool,
+							  &w->timer);
 
 				if (err) {
 					weft__fiber_unreserve(next);
@@ -335,7 +163,7 @@ int weft__wait(struct weft__waiter *w, const struct weft__wait_ops *ops,
 #endif
 		self = w->fiber; /* the same fiber; maybe another worker */
 		if (timed)
-			timer_del(&self->pool->timers, &w->timer);
+			weft__timer_del(self->pool, &w->timer);
 		if (cancellable) {
 			weft__fiber_wait_lock(self);
 			self->waiting = NULL;

@@ -55,7 +55,7 @@ struct weft__timer {
 	int64_t deadline;
 	size_t idx; /* position in the heap; SIZE_MAX when not in it */
 	struct weft__waiter *w; /* woken with W_TIMEDOUT, unless fire */
-	/* Called instead, by the timer thread under the timer lock (so
+	/* Called instead, by the io thread under the timer lock (so
 	 * weft__timer_del() returning means it is not running). */
 	void (*fire)(struct weft__timer *t);
 };
@@ -117,17 +117,13 @@ bool weft__cancel_pending(void);
 /* Ask the running task @f to stop: wake its current cancellable wait. */
 void weft__cancel_wake(struct weft_future *f);
 
-/* Arm @t (deadline and w or fire set; idx is set here) on @pool's timer.
- * Returns 0, -ENOMEM or -EAGAIN (no timer thread). */
+/* Arm @t (deadline and w or fire set; idx is set here) on @pool's timers,
+ * which its io thread runs (io/io.c). Returns 0 or -ENOMEM. */
 int weft__timer_add(struct weft_pool *pool, struct weft__timer *t);
 
-/* Disarm @t; after return the timer thread no longer touches it. Returns
+/* Disarm @t; after return the io thread no longer touches it. Returns
  * true if it was still armed (it will not fire). */
 bool weft__timer_del(struct weft_pool *pool, struct weft__timer *t);
-
-/* The interim timer thread of @pool (replaced by the io thread's timers in
- * a later release): stop it and join it. */
-void weft__timer_fini(struct weft_pool *pool);
 
 /* Wait for the future @f (the engine of weft_future_wait_until()). */
 int weft__wait_future(struct weft_future *f, int64_t deadline,

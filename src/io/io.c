@@ -1,0 +1,546 @@
+/*
+ * io/io.c - the io thread: its life, its timers, and the path of an
+ * operation from weft_io_*() to its backend and back (io.h).
+ *
+ * Every pool starts one io thread with its workers. With the uring backend
+ * the thread owns the ring (uring.c runs its loop); with the blocking
+ * backend operations go straight to blocking.c's threads and the io thread
+ * only runs timers. Either way the timers live here: a binary min-heap
+ * under a mutex, fired by the io thread, which sleeps until the earliest
+ * deadline (DESIGN.md section 7). They replace the interim per-pool timer
+ * thread of the previous release; wait.c and group.c arm them through
+ * weft__timer_add() / weft__timer_del() as before.
+ *
+ * Waking the io thread (DESIGN.md section 6): before it sleeps the thread
+ * stores sleeping = 1 (seq_cst), then looks at the inboxes and the timer
+ * heap once more. A producer pushes (seq_cst), then reads sleeping; only
+ * if it finds 1 does it exchange it to 0 and pay for a wake. One of the two
+ * must see the other's store (a store-buffer pattern, which seq_cst on both
+ * sides forbids to lose), so a push is never left unseen by a sleeping
+ * thread, and a producer that finds the thread awake wakes nobody.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "weft/io.h"
+#include "weft/async.h"
+#include "core/pool.h"
+#include "core/wait.h"
+#include "fiber/fiber.h"
+#include "io/io.h"
+#include "util/futex.h"
+
+#if WEFT_HAVE_VALGRIND_H
+#include <valgrind/memcheck.h>
+#endif
+
+/* The spin before the io thread sleeps. A sleeping round trip costs 12-16
+ * us on the 2-vCPU VMs we measure on, a spinning one about 1 us
+ * (research/iouring.md section 4.1); the spin is bounded because on two
+ * cores the io thread shares a CPU with a worker. WEFT_IO_SPIN_NS sets
+ * it (0 disables). */
+#define IO_SPIN_NS_DEFAULT 20000
+
+/* ---- the timer heap ---------------------------------------------------- */
+
+static bool before(struct weft__timer *a, struct weft__timer *b)
+{
+	return a->deadline < b->deadline;
+}
+
+static void heap_set(struct weft__io *io, size_t i, struct weft__timer *x)
+{
+	io->heap[i] = x;
+	x->idx = i;
+}
+
+static void sift_up(struct weft__io *io, size_t i)
+{
+	struct weft__timer *x = io->heap[i];
+
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+
+		if (!before(x, io->heap[p]))
+			break;
+		heap_set(io, i, io->heap[p]);
+		i = p;
+	}
+	heap_set(io, i, x);
+}
+
+static void sift_down(struct weft__io *io, size_t i)
+{
+	struct weft__timer *x = io->heap[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= io->n)
+			break;
+		if (c + 1 < io->n && before(io->heap[c + 1], io->heap[c]))
+			c++;
+		if (!before(io->heap[c], x))
+			break;
+		heap_set(io, i, io->heap[c]);
+		i = c;
+	}
+	heap_set(io, i, x);
+}
+
+static void heap_remove(struct weft__io *io, size_t i)
+{
+	struct weft__timer *last = io->heap[--io->n];
+
+	io->heap[i]->idx = SIZE_MAX;
+	if (i == io->n)
+		return;
+	heap_set(io, i, last);
+	sift_down(io, i);
+	sift_up(io, last->idx);
+}
+
+int64_t weft__io_run_timers(struct weft__io *io)
+{
+	int64_t now, next = WEFT_FOREVER;
+
+	pthread_mutex_lock(&io->tlock);
+	if (io->n) {
+		now = weft_now();
+		while (io->n && io->heap[0]->deadline <= now) {
+			struct weft__timer *tm = io->heap[0];
+
+			heap_remove(io, 0);
+			if (tm->fire)
+				tm->fire(tm);
+			else
+				weft__waiter_wake(tm->w, W_TIMEDOUT);
+		}
+		if (io->n)
+			next = io->heap[0]->deadline;
+	}
+	pthread_mutex_unlock(&io->tlock);
+	return next;
+}
+
+int weft__timer_add(struct weft_pool *pool, struct weft__timer *t)
+{
+	struct weft__io *io = pool->io;
+	bool first;
+
+	pthread_mutex_lock(&io->tlock);
+	if (io->n == io->cap) {
+		size_t cap = io->cap ? 2 * io->cap : 64;
+		struct weft__timer **h = realloc(io->heap, cap * sizeof(*h));
+
+		if (!h) {
+			pthread_mutex_unlock(&io->tlock);
+			return -ENOMEM;
+		}
+		io->heap = h;
+		io->cap = cap;
+	}
+	heap_set(io, io->n++, t);
+	sift_up(io, t->idx);
+	first = t->idx == 0;
+	pthread_mutex_unlock(&io->tlock);
+	/* A new earliest deadline: a sleeping io thread must sleep less.
+	 * (It reads the heap after announcing its sleep; see the top.) */
+	if (first)
+		weft__io_kick(io);
+	return 0;
+}
+
+bool weft__timer_del(struct weft_pool *pool, struct weft__timer *t)
+{
+	struct weft__io *io = pool->io;
+	bool armed;
+
+	pthread_mutex_lock(&io->tlock);
+	armed = t->idx != SIZE_MAX;
+	if (armed)
+		heap_remove(io, t->idx);
+	pthread_mutex_unlock(&io->tlock);
+	return armed;
+}
+
+/* ---- waking ------------------------------------------------------------ */
+
+void weft__io_kick(struct weft__io *io)
+{
+	/* The plain load first: while the thread is awake (the busy case)
+	 * this costs a shared cache line read, not an RMW. */
+	if (!atomic_load(&io->sleeping) || !atomic_exchange(&io->sleeping, 0))
+		return;
+	if (io->backend == WEFT_IO_URING) {
+		uint64_t one = 1;
+		ssize_t r;
+
+		do
+			r = write(io->efd, &one, sizeof(one));
+		while (r < 0 && errno == EINTR);
+	} else {
+		weft__futex_wake(&io->sleeping, 1);
+	}
+}
+
+/* ---- the thread -------------------------------------------------------- */
+
+/* The blocking backend's io thread: timers only. */
+static void timer_loop(struct weft__io *io)
+{
+	while (!atomic_load(&io->stop)) {
+		int64_t next = weft__io_run_timers(io);
+
+		atomic_store(&io->sleeping, 1);
+		/* Re-check after announcing (see the top of the file). */
+		if (atomic_load(&io->stop))
+			break;
+		pthread_mutex_lock(&io->tlock);
+		if (io->n && io->heap[0]->deadline < next)
+			next = io->heap[0]->deadline;
+		pthread_mutex_unlock(&io->tlock);
+		if (next > weft_now())
+			weft__futex_wait(&io->sleeping, 1, next);
+		atomic_store(&io->sleeping, 0);
+	}
+}
+
+static int backend_from_env(int asked)
+{
+	const char *e = getenv("WEFT_IO_BACKEND");
+
+	if (asked != WEFT_IO_AUTO || !e)
+		return asked;
+	if (!strcmp(e, "blocking"))
+		return WEFT_IO_BLOCKING;
+	if (!strcmp(e, "uring") || !strcmp(e, "io_uring"))
+		return WEFT_IO_URING;
+	return WEFT_IO_AUTO;
+}
+
+static void *io_main(void *arg)
+{
+	struct weft__io *io = arg;
+	int want = io->backend;
+
+#if WEFT_HAVE_PTHREAD_SETNAME_NP
+	{
+		char name[16];
+
+		snprintf(name, sizeof(name), "%.10s-io", io->pool->name);
+		pthread_setname_np(pthread_self(), name);
+	}
+#endif
+	if (want != WEFT_IO_BLOCKING) {
+#if WEFT_HAVE_LIBURING
+		int err = weft__uring_setup(io);
+
+		if (err == 0)
+			io->backend = WEFT_IO_URING;
+		else if (want == WEFT_IO_URING)
+			io->backend = -ENOTSUP;
+		else
+			io->backend = WEFT_IO_BLOCKING;
+#else
+		io->backend = want == WEFT_IO_URING ? -ENOTSUP
+						    : WEFT_IO_BLOCKING;
+#endif
+	}
+	atomic_store(&io->started, 1);
+	weft__futex_wake(&io->started, 1);
+#if WEFT_HAVE_LIBURING
+	if (io->backend == WEFT_IO_URING) {
+		weft__uring_run(io);
+		return NULL;
+	}
+#endif
+	timer_loop(io);
+	return NULL;
+}
+
+int weft__io_init(struct weft_pool *pool, const struct weft_pool_options *o)
+{
+	struct weft__io *io = calloc(1, sizeof(*io));
+	const char *spin = getenv("WEFT_IO_SPIN_NS");
+	unsigned entries = o->io_entries ? o->io_entries : 256;
+	int err;
+
+	if (!io)
+		return -ENOMEM;
+	if (o->io_backend > WEFT_IO_BLOCKING || entries > 4096 ||
+	    entries < 2) {
+		free(io);
+		return -EINVAL;
+	}
+	io->pool = pool;
+	io->backend = backend_from_env((int)o->io_backend);
+	io->entries = entries;
+	io->threads = o->io_threads ? o->io_threads : 4;
+	io->spin_ns = spin ? strtoll(spin, NULL, 10) : IO_SPIN_NS_DEFAULT;
+	io->efd = -1;
+	pthread_mutex_init(&io->tlock, NULL);
+	err = weft__blk_create(io->threads, &io->blk);
+	if (err)
+		goto fail;
+	io->efd = eventfd(0, EFD_CLOEXEC);
+	if (io->efd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	if (pthread_create(&io->thread, NULL, io_main, io) != 0) {
+		err = -EAGAIN;
+		goto fail;
+	}
+	while (!atomic_load(&io->started))
+		weft__futex_wait(&io->started, 0, WEFT_FOREVER);
+	pool->io = io;
+	return 0;
+fail:
+	if (io->blk)
+		weft__blk_destroy(io->blk);
+	if (io->efd >= 0)
+		close(io->efd);
+	pthread_mutex_destroy(&io->tlock);
+	free(io);
+	return err;
+}
+
+void weft__io_fini(struct weft_pool *pool)
+{
+	struct weft__io *io = pool->io;
+
+	if (!io)
+		return;
+	/* No submitter may be between its check and its push when the
+	 * thread drains for the last time: close, then wait them out
+	 * (seq_cst with the increment in io_enter()). */
+	atomic_store(&io->closed, 1);
+	while (atomic_load(&io->users))
+		sched_yield();
+	atomic_store(&io->stop, 1);
+	atomic_store(&io->sleeping, 1); /* force the wake below */
+	weft__io_kick(io);
+	pthread_join(io->thread, NULL);
+	/* Ops of outside threads still in the blocking backend end with
+	 * -ECANCELED; tasks are all done by now. */
+	weft__blk_destroy(io->blk);
+	/* Timer-heap entries left: IO_TIMEOUT operations nobody waited
+	 * for. Each completes with -ECANCELED. */
+	while (io->n) {
+		struct weft__timer *t = io->heap[0];
+
+		heap_remove(io, 0);
+		if (t->fire)
+			t->fire(t);
+	}
+	free(io->heap);
+	close(io->efd);
+	pthread_mutex_destroy(&io->tlock);
+	free(io);
+	pool->io = NULL;
+}
+
+/* ---- submission -------------------------------------------------------- */
+
+/* Whether the caller may submit to @io now; on true the caller must call
+ * io_leave() once its op is handed over. */
+static int io_enter(struct weft__io *io)
+{
+	struct weft_pool *pool = io->pool;
+	struct weft__worker *w;
+
+	if (io->backend < 0)
+		return io->backend;
+	atomic_fetch_add(&io->users, 1);
+	if (atomic_load(&io->closed))
+		goto shut;
+	/* Outside threads stop at shutdown, as weft_submit() does; the
+	 * pool's own tasks may go on while it drains. */
+	if (atomic_load_explicit(&pool->state, memory_order_acquire) !=
+	    POOL_RUNNING) {
+		w = weft__current_worker();
+		if (!w || w->pool != pool)
+			goto shut;
+	}
+	return 0;
+shut:
+	atomic_fetch_sub(&io->users, 1);
+	return -ESHUTDOWN;
+}
+
+static void io_leave(struct weft__io *io)
+{
+	atomic_fetch_sub(&io->users, 1);
+}
+
+static void timeout_fire(struct weft__timer *t)
+{
+	struct weft__io_op *op =
+		(struct weft__io_op *)((char *)t -
+				       offsetof(struct weft__io_op, timer));
+
+	/* Under tlock, on the io thread (or in weft__io_fini()): a timeout
+	 * cancelled before its deadline ends -ECANCELED, in
+	 * weft__io_cancel(). */
+	weft__io_done(op, atomic_load(&op->cancel) ? -ECANCELED : 0);
+}
+
+int weft__io_submit(struct weft_pool *pool, struct weft__io_op *op)
+{
+	struct weft__io *io = pool->io;
+	struct weft__io_op *head;
+	int err = io_enter(io);
+
+	if (err)
+		return err;
+	op->io = io;
+	/* The backend's reference, dropped by weft__io_done(). */
+	weft_future_ref(weft__io_future_of(op));
+	if (op->opcode == IO_TIMEOUT) {
+		op->timer.idx = SIZE_MAX;
+		op->timer.w = NULL;
+		op->timer.fire = timeout_fire;
+		op->timer.deadline = op->deadline;
+		err = weft__timer_add(pool, &op->timer);
+	} else if (io->backend == WEFT_IO_BLOCKING) {
+		err = weft__blk_submit(io->blk, op);
+	} else {
+		head = atomic_load_explicit(&io->inbox, memory_order_relaxed);
+		do
+			op->next = head;
+		while (!atomic_compare_exchange_weak(&io->inbox, &head, op));
+		weft__io_kick(io);
+	}
+	if (err)
+		weft_future_unref(weft__io_future_of(op));
+	io_leave(io);
+	return err;
+}
+
+/* weft_future_cancel() of an I/O future (future.c). */
+int weft__io_cancel(struct weft_future *f)
+{
+	struct weft__io_op *op = weft__io_op_of(f);
+	struct weft__io *io = op->io;
+	uint8_t zero = 0;
+
+	if (weft__future_is_complete(atomic_load(&f->state)))
+		return -EALREADY;
+	if (!atomic_compare_exchange_strong(&op->cancel, &zero, 1))
+		return -EBUSY; /* an earlier cancel is on its way */
+	if (op->opcode == IO_TIMEOUT) {
+		if (weft__timer_del(io->pool, &op->timer))
+			weft__io_done(op, -ECANCELED);
+		return -EBUSY;
+	}
+	if (io->backend == WEFT_IO_BLOCKING) {
+		weft_future_ref(f); /* @op must outlive the call */
+		weft__blk_cancel(io->blk, op);
+		weft_future_unref(f);
+		return -EBUSY;
+	}
+	/* The io thread drops this reference once it has dealt with the
+	 * request, so @op outlives it even if the op completes first. */
+	weft_future_ref(f);
+	{
+		struct weft__io_op *head =
+			atomic_load_explicit(&io->cinbox, memory_order_relaxed);
+
+		do
+			op->cnext = head;
+		while (!atomic_compare_exchange_weak(&io->cinbox, &head, op));
+	}
+	weft__io_kick(io);
+	return -EBUSY;
+}
+
+void weft__io_done(struct weft__io_op *op, int64_t res)
+{
+	struct weft_future *f = weft__io_future_of(op);
+
+#if WEFT_HAVE_VALGRIND_H
+	/* The kernel wrote these behind Memcheck's back (io_uring). */
+	if (res > 0) {
+		if (op->opcode == IO_READ)
+			VALGRIND_MAKE_MEM_DEFINED(op->u.rw.buf, (size_t)res);
+		else if (op->opcode == IO_RECV)
+			VALGRIND_MAKE_MEM_DEFINED(op->u.msg.buf, (size_t)res);
+		else if (op->opcode == IO_READV) {
+			size_t left = (size_t)res;
+
+			for (int i = 0; i < op->u.vec.cnt && left; i++) {
+				size_t n = op->u.vec.iov[i].iov_len < left
+						   ? op->u.vec.iov[i].iov_len
+						   : left;
+
+				VALGRIND_MAKE_MEM_DEFINED(
+					op->u.vec.iov[i].iov_base, n);
+				left -= n;
+			}
+		}
+	}
+	if (res >= 0 && op->opcode == IO_STATX)
+		VALGRIND_MAKE_MEM_DEFINED(op->u.stx.stx, sizeof(struct statx));
+	if (res >= 0 && op->opcode == IO_ACCEPT && op->u.acc.addrlen) {
+		VALGRIND_MAKE_MEM_DEFINED(op->u.acc.addrlen,
+					  sizeof(*op->u.acc.addrlen));
+		VALGRIND_MAKE_MEM_DEFINED(op->u.acc.addr, *op->u.acc.addrlen);
+	}
+#endif
+	weft__future_complete(f, res < 0 ? (int)res : 0,
+			      (void *)(intptr_t)res);
+	weft_future_unref(f);
+}
+
+/* ---- public queries ---------------------------------------------------- */
+
+WEFT_API int weft_io_backend(struct weft_pool *pool)
+{
+	if (!pool)
+		return -EINVAL;
+	if (!pool->io || atomic_load(&pool->io->closed))
+		return -ESHUTDOWN;
+	return pool->io->backend;
+}
+
+WEFT_API int64_t weft_io_result(const struct weft_future *f)
+{
+	uint32_t s;
+
+	if (!f || f->kind != K_IO)
+		return -EINVAL;
+	s = atomic_load_explicit(&f->state, memory_order_acquire);
+	if (!weft__future_is_complete(s))
+		return -EINPROGRESS;
+	return f->err ? f->err : (int64_t)(intptr_t)f->value;
+}
+
+WEFT_API int64_t weft_io_await(struct weft_future *f)
+{
+	int64_t res;
+
+	if (!f || f->kind != K_IO)
+		return -EINVAL;
+	if (weft__future_wait(f, WEFT_FOREVER) != 0) {
+		/* The waiting task was cancelled. The operation may still
+		 * write into the caller's memory: cancel it, then wait,
+		 * shielded, for its own completion (DESIGN.md section 6). */
+		weft_future_cancel(f);
+		weft_cancel_shield_push();
+		while (weft__future_wait(f, WEFT_FOREVER) != 0)
+			;
+		weft_cancel_shield_pop();
+	}
+	res = weft_io_result(f);
+	weft_future_unref(f);
+	return res;
+}
