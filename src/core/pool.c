@@ -28,6 +28,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,8 +468,10 @@ static struct weft_future *search(struct weft__worker *w)
 			until = weft_now() + SPIN_NS;
 		else if (weft_now() >= until)
 			return NULL;
-		for (int i = 0; i < 32; i++)
-			weft__cpu_relax();
+		/* Yield rather than pause: on a machine with few CPUs the
+		 * thread that will produce the work (the io thread, an
+		 * outside submitter) may be waiting for this one. */
+		sched_yield();
 	}
 }
 
@@ -483,7 +486,7 @@ static struct weft_future *find_work(struct weft__worker *w)
 	if (!f)
 		f = grab_inject(w);
 	if (!f) {
-		if (!w->searching && w->pool->nworkers > 1)
+		if (!w->searching)
 			w->searching = weft__idle_try_search(&w->pool->idle);
 		if (w->searching)
 			f = search(w);
