@@ -171,7 +171,7 @@ static struct io_uring_sqe *get_sqe(struct weft__uring *u)
 	return sqe;
 }
 
-/* The op's own SQE; false if the SQ has no room. */
+/* Fill @sqe with @op's own request. */
 static void prep_op(struct io_uring_sqe *sqe, struct weft__io_op *op)
 {
 	switch (op->opcode) {
@@ -319,9 +319,12 @@ static void prep_pending(struct weft__io *io, struct weft__uring *u)
 	}
 }
 
+/* The op's final result: complete its future (and end its acceptor). */
 static void finish(struct weft__io_op *op, int64_t res)
 {
 	op->where = OP_DONE;
+	if (op->opcode == IO_ACCEPT_MULTI)
+		weft__acceptor_push(op->acc, (int)res, false);
 	weft__io_done(op, res);
 }
 
@@ -441,7 +444,6 @@ static void op_cqe(struct weft__io *io, struct weft__uring *u,
 			}
 			res = -ECANCELED;
 		}
-		weft__acceptor_push(op->acc, res, false);
 		finish(op, res);
 		return;
 	}
@@ -625,8 +627,6 @@ static void stop_all(struct weft__uring *u)
 		struct weft__io_op *op = u->head;
 
 		u->head = op->next;
-		if (op->opcode == IO_ACCEPT_MULTI)
-			weft__acceptor_push(op->acc, -ECANCELED, false);
 		finish(op, -ECANCELED);
 	}
 	u->tail = NULL;
