@@ -9,8 +9,11 @@
  * backends apart: >= 0, or -errno; a cancelled operation or one past its
  * deadline ends with -ECANCELED (what an io_uring linked timeout gives).
  *
- * Threads. At most b->max, started by weft__blk_submit() when more
- * operations are queued than threads are idle; none before the first
+ * Threads. At most b->max running calls or waiting for work, plus those
+ * waiting in ppoll() for a descriptor (up to BLK_THREADS_MAX in all),
+ * started by weft__blk_submit() when more operations are queued than
+ * threads are idle, and by a thread that starts waiting for a descriptor
+ * while operations are queued; none before the first
  * operation. A thread idle for IDLE_NS ends itself (a later burst starts
  * new ones: pthread_create() is cheap next to the wait it serves). An
  * ending thread cannot join itself, so it leaves itself as b->zombie and
@@ -76,6 +79,12 @@
 #include "weft_config.h"
 
 #define IDLE_NS 1000000000 /* an idle thread ends after this long */
+/* Threads waiting in ppoll() for a descriptor do not count against
+ * b->max (a pool of 4 would otherwise deadlock with 4 connections
+ * waiting for peers whose requests queue behind them); this caps the
+ * total instead. A readiness poller that frees the thread while it waits
+ * (as libuv's loop does) would not need it: a known limit. */
+#define BLK_THREADS_MAX 512
 
 /* op->where for operations submitted here (under b->lock). BLK_NEW is the
  * zeroed value of an op that never reached us. */
@@ -105,6 +114,7 @@ struct weft__blk {
 	unsigned max;			 /* most threads at once */
 	unsigned nthreads;		 /* threads that will look at the queue */
 	unsigned nidle;			 /* of them, waiting on work */
+	unsigned nwaiting;		 /* of them, in wait_fd() */
 	struct blk_thread *threads;	 /* those nthreads */
 	struct blk_thread *zombie;	 /* ended, not yet joined */
 	/* Set once by weft__blk_destroy() under lock; read without it by
@@ -120,6 +130,10 @@ static void ns_to_ts(int64_t ns, struct timespec *ts)
 	ts->tv_nsec = (long)(ns % 1000000000);
 }
 
+/* Should @op end with -ECANCELED? op->cancel is set by the first
+ * weft_future_cancel() before weft__blk_cancel() kicks us; b->stop by
+ * weft__blk_destroy() before it kicks every running thread. Both are
+ * stored before the kick, so a kicked ppoll() that returns sees them. */
 static bool cancelled(struct blk_thread *t, struct weft__io_op *op)
 {
 	return atomic_load(&op->cancel) || atomic_load(&t->b->stop);
@@ -189,6 +203,17 @@ static int fd_waits(int fd)
  * deadline passes. Returns the descriptor's revents (> 0; POLLERR, POLLHUP
  * and POLLNVAL included), -ECANCELED, or -errno from ppoll().
  */
+static int wait_fd_loop(struct blk_thread *t, struct weft__io_op *op,
+			struct pollfd *p);
+static int spawn(struct weft__blk *b);
+
+/* Under b->lock: whether another thread may start. */
+static bool may_spawn(struct weft__blk *b)
+{
+	return b->nthreads - b->nwaiting < b->max &&
+	       b->nthreads < BLK_THREADS_MAX;
+}
+
 static int wait_fd(struct blk_thread *t, struct weft__io_op *op,
 		   short events)
 {
@@ -196,10 +221,27 @@ static int wait_fd(struct blk_thread *t, struct weft__io_op *op,
 		{ .fd = op->fd, .events = events },
 		{ .fd = t->efd, .events = POLLIN },
 	};
+	int r;
 
 	/* ppoll() ignores a negative descriptor: it would wait forever. */
 	if (op->fd < 0)
 		return -EBADF;
+	/* This thread may wait long: let queued work have another. */
+	pthread_mutex_lock(&t->b->lock);
+	t->b->nwaiting++;
+	if (t->b->nqueued > t->b->nidle && may_spawn(t->b))
+		(void)spawn(t->b); /* without one, the op waits its turn */
+	pthread_mutex_unlock(&t->b->lock);
+	r = wait_fd_loop(t, op, p);
+	pthread_mutex_lock(&t->b->lock);
+	t->b->nwaiting--;
+	pthread_mutex_unlock(&t->b->lock);
+	return r;
+}
+
+static int wait_fd_loop(struct blk_thread *t, struct weft__io_op *op,
+			struct pollfd *p)
+{
 	for (;;) {
 		struct timespec ts, *tsp = NULL;
 
@@ -304,23 +346,19 @@ static int64_t call_once(struct weft__io_op *op)
 
 /*
  * Run a waitable @op: wait for @events, make the call, and go back to
- * waiting while it says EAGAIN (another reader took the data, or a
- * spurious readiness). @try_first makes the call before the first wait,
- * for a non-blocking descriptor where that saves a ppoll().
+ * waiting while it says EAGAIN (a non-blocking descriptor whose readiness
+ * another reader took, or a readiness that vanished, as for a datagram
+ * with a bad checksum).
  */
 static int64_t run_waiting(struct blk_thread *t, struct weft__io_op *op,
-			   short events, bool try_first)
+			   short events)
 {
 	for (;;) {
+		int r = wait_fd(t, op, events);
 		int64_t res;
 
-		if (!try_first) {
-			int r = wait_fd(t, op, events);
-
-			if (r < 0)
-				return r;
-		}
-		try_first = false;
+		if (r < 0)
+			return r;
 		res = call_once(op);
 		if (res != -EAGAIN && res != -EWOULDBLOCK)
 			return res;
@@ -432,7 +470,7 @@ static int64_t run_accept_multi(struct blk_thread *t, struct weft__io_op *op)
 	for (;;) {
 		if (cancelled(t, op) || expired(op))
 			return -ECANCELED;
-		res = run_waiting(t, op, POLLIN, false);
+		res = run_waiting(t, op, POLLIN);
 		while (res >= 0) {
 			weft__acceptor_push(op->acc, (int)res, true);
 			if (!nb || cancelled(t, op))
@@ -446,6 +484,8 @@ static int64_t run_accept_multi(struct blk_thread *t, struct weft__io_op *op)
 	}
 }
 
+/* read, write and their vector forms: straight through on a file, which
+ * cannot wait for a peer; through ppoll() on anything else. */
 static int64_t run_rw(struct blk_thread *t, struct weft__io_op *op)
 {
 	int w = fd_waits(op->fd);
@@ -455,7 +495,7 @@ static int64_t run_rw(struct blk_thread *t, struct weft__io_op *op)
 		return w;
 	if (!w)
 		return rw_once(op);
-	return run_waiting(t, op, rd ? POLLIN : POLLOUT, false);
+	return run_waiting(t, op, rd ? POLLIN : POLLOUT);
 }
 
 /* @res = the result of the system call @expr, restarted after EINTR. */
@@ -506,7 +546,7 @@ static int64_t run_op(struct blk_thread *t, struct weft__io_op *op)
 				 op->u.stx.mask, op->u.stx.stx));
 		return res;
 	case IO_ACCEPT:
-		return run_waiting(t, op, POLLIN, false);
+		return run_waiting(t, op, POLLIN);
 	case IO_ACCEPT_MULTI:
 		return run_accept_multi(t, op);
 	case IO_CONNECT:
@@ -675,7 +715,7 @@ int weft__blk_create(unsigned threads, struct weft__blk **out)
 	if (!b)
 		return -ENOMEM;
 	b->tail = &b->head;
-	b->max = threads ? threads : 1;
+	b->max = threads ? threads : 1; /* 0 would run nothing */
 	atomic_init(&b->stop, false);
 	/* idle_wait()'s deadline is on CLOCK_MONOTONIC, like weft_now(). */
 	if (pthread_condattr_init(&ca))
@@ -712,7 +752,7 @@ int weft__blk_submit(struct weft__blk *b, struct weft__io_op *op)
 	 * ones. An idle thread that was signalled but has not yet run still
 	 * counts as idle, so a burst may briefly start one thread too few;
 	 * the queue drains all the same. */
-	if (b->nqueued + 1 > b->nidle && b->nthreads < b->max) {
+	if (b->nqueued + 1 > b->nidle && may_spawn(b)) {
 		err = spawn(b);
 		/* With no thread at all nobody would ever run @op. With
 		 * some, it waits its turn. */
@@ -741,14 +781,17 @@ void weft__blk_cancel(struct weft__blk *b, struct weft__io_op *op)
 	if (op->where == BLK_QUEUED) {
 		struct weft__io_op **pp = &b->head;
 
-		while (*pp != op)
+		/* Stops at the end too, in case where was not ours. */
+		while (*pp && *pp != op)
 			pp = &(*pp)->next;
-		*pp = op->next;
-		if (b->tail == &op->next)
-			b->tail = pp;
-		b->nqueued--;
-		op->where = BLK_DONE;
-		dequeued = true;
+		if (*pp) {
+			*pp = op->next;
+			if (b->tail == &op->next)
+				b->tail = pp;
+			b->nqueued--;
+			op->where = BLK_DONE;
+			dequeued = true;
+		}
 	} else if (op->where == BLK_RUNNING) {
 		struct blk_thread *t;
 
