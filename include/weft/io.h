@@ -1,8 +1,10 @@
 /*
  * weft/io.h - I/O through the pool's io thread.
  *
- * Each pool has one io thread (started by the first I/O call or the first
- * timed wait). It owns an io_uring ring: requests from tasks and from any
+ * Each pool has one io thread, started with its workers by
+ * weft_pool_create() and stopped last by weft_pool_destroy(). It owns an
+ * io_uring ring (created by the io thread itself, so that only it ever
+ * submits): requests from tasks and from any
  * other thread reach it through a lock-free inbox, it submits them in
  * batches, and each completion completes the operation's future, which
  * makes the tasks waiting on it runnable again. The same thread runs the
@@ -56,8 +58,7 @@
  * bad argument: see each call), -ENOMEM, or -ESHUTDOWN (the pool is shutting
  * down and the caller is not one of its tasks, or it is being destroyed).
  * On error *@out is untouched and nothing was started. Any thread; never
- * blocks (the first call on a pool starts its io thread and waits for it
- * to set up its ring).
+ * blocks.
  */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
@@ -85,11 +86,10 @@ enum weft_io_backend {
 };
 
 /**
- * weft_io_backend() - the backend @pool's io thread uses (WEFT_IO_URING or
- * WEFT_IO_BLOCKING), starting the io thread if needed. Returns -EINVAL for
- * NULL, -ENOTSUP when the pool asked for WEFT_IO_URING and the kernel
- * refused it, -EAGAIN if no thread could be started, -ESHUTDOWN after
- * destroy began. Any thread.
+ * weft_io_backend() - the backend @pool's io thread uses: WEFT_IO_URING or
+ * WEFT_IO_BLOCKING. Returns -EINVAL for NULL, -ENOTSUP when the pool asked
+ * for WEFT_IO_URING and the kernel refused it (every I/O call then fails
+ * with -ENOTSUP; timers still work). Any thread; never blocks.
  */
 WEFT_API int weft_io_backend(struct weft_pool *pool);
 
