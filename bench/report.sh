@@ -43,10 +43,20 @@ if [ "$build_first" = 1 ]; then
 		echo "report.sh: $build has no benchmarks; reconfigure with -Dbench=true" >&2
 		exit 2
 	fi
+	# bench_io is built only with liburing (bench/meson.build): run it
+	# where the build has it.
+	if ninja -C "$build" -t targets all 2>/dev/null |
+		grep -q '^bench/bench_io:'; then
+		programs="$programs bench_io"
+	fi
 	targets=
 	for p in $programs; do targets="$targets bench/$p"; done
 	# shellcheck disable=SC2086
 	ninja -C "$build" $targets
+fi
+
+if [ "$build_first" = 0 ] && [ -x "$build/bench/bench_io" ]; then
+	programs="$programs bench_io"
 fi
 
 out="$build/bench"
