@@ -121,6 +121,7 @@ WEFT_API int weft_io_nop(struct weft_pool *pool, int64_t deadline,
  * weft_io_timeout() - completes with 0 at @deadline (an absolute weft_now()
  * time; the past completes at once), or -ECANCELED if cancelled first. The
  * io thread's form of weft_sleep_until() for code that wants a future.
+ * -EINVAL for WEFT_FOREVER (it would never complete).
  */
 WEFT_API int weft_io_timeout(struct weft_pool *pool, int64_t deadline,
 			     struct weft_future **out);
@@ -135,7 +136,11 @@ WEFT_API int weft_io_read(struct weft_pool *pool, int fd, void *buf,
 			  size_t len, int64_t offset, int64_t deadline,
 			  struct weft_future **out);
 
-/** weft_io_write() - write @len bytes of @buf to @fd; as weft_io_read(). */
+/**
+ * weft_io_write() - write @len bytes of @buf to @fd; as weft_io_read(). A
+ * pipe or socket whose reader has gone gives -EPIPE; SIGPIPE is never
+ * raised (the threads that issue the calls block it).
+ */
 WEFT_API int weft_io_write(struct weft_pool *pool, int fd, const void *buf,
 			   size_t len, int64_t offset, int64_t deadline,
 			   struct weft_future **out);

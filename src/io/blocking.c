@@ -61,6 +61,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -320,6 +321,45 @@ static int64_t rw_once(struct weft__io_op *op)
 	}
 }
 
+/*
+ * A write to a pipe or socket after ppoll() said POLLOUT. A blocking
+ * descriptor would still block in write() when the data is larger than
+ * the room, past any deadline or cancel: RWF_NOWAIT makes it write what
+ * fits (a short count, as io_uring may give) or fail with EAGAIN (then
+ * run_waiting() waits again). Where RWF_NOWAIT is not supported, one
+ * PIPE_BUF at most, which POLLOUT on a pipe guarantees room for.
+ */
+static int64_t write_nowait(struct weft__io_op *op)
+{
+	struct iovec one, *iov;
+	int cnt;
+	ssize_t n;
+
+	if (op->opcode == IO_WRITE) {
+		one.iov_base = op->u.rw.buf;
+		one.iov_len = op->u.rw.len;
+		iov = &one;
+		cnt = 1;
+	} else {
+		iov = (struct iovec *)op->u.vec.iov;
+		cnt = op->u.vec.cnt;
+	}
+	do
+		n = pwritev2(op->fd, iov, cnt, -1, RWF_NOWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0)
+		return n;
+	if (errno != EOPNOTSUPP && errno != EINVAL)
+		return -errno;
+	one = iov[0];
+	if (one.iov_len > PIPE_BUF)
+		one.iov_len = PIPE_BUF;
+	do
+		n = write(op->fd, one.iov_base, one.iov_len);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
 /* The call for a waitable @op other than recv and send, once. */
 static int64_t call_once(struct weft__io_op *op)
 {
@@ -338,6 +378,9 @@ static int64_t call_once(struct weft__io_op *op)
 				    op->u.acc.flags | SOCK_CLOEXEC);
 		while (r < 0 && errno == EINTR);
 		break;
+	case IO_WRITE:
+	case IO_WRITEV:
+		return write_nowait(op);
 	default:
 		return rw_once(op);
 	}

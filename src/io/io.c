@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +232,16 @@ static void *io_main(void *arg)
 {
 	struct weft__io *io = arg;
 	int want = io->backend;
+	sigset_t pipe;
+
+	/* A write to a pipe or socket whose reader is gone raises SIGPIPE
+	 * at the thread that issues it, which for the ring is this one: the
+	 * op gets -EPIPE, and the process must not die of it (send() adds
+	 * MSG_NOSIGNAL; write() has no such flag). The blocking backend's
+	 * threads block it too. */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 
 #if WEFT_HAVE_PTHREAD_SETNAME_NP
 	{

@@ -68,6 +68,12 @@ struct weft__io_op {
 	uint8_t opcode;
 	/* Backend-private state (uring: where the op is; see uring.c). */
 	uint8_t where;
+	/* uring: CQEs still to come that carry this op's address (its own,
+	 * its linked timeout's, a cancel's, a poll's); the op is completed
+	 * only when none is left, so its address (the user_data) is not
+	 * reused while the kernel may still look requests up by it. */
+	uint16_t ncqe;
+	int64_t res; /* uring: the result, kept until ncqe reaches 0 */
 	/* Set (0 -> 1) by the first weft_future_cancel(); read by backends
 	 * to finish a cancelled op that has not started with -ECANCELED. */
 	_Atomic uint8_t cancel;

@@ -303,6 +303,7 @@ static bool prep(struct weft__io *io, struct weft__uring *u,
 		io_uring_sqe_set_data64(lt, ud(op, TAG_LT));
 	}
 	u->in_flight += need;
+	op->ncqe += need;
 	return true;
 }
 
@@ -319,13 +320,29 @@ static void prep_pending(struct weft__io *io, struct weft__uring *u)
 	}
 }
 
-/* The op's final result: complete its future (and end its acceptor). */
+/*
+ * The op's final result. Its future completes (and its acceptor ends)
+ * only once every CQE carrying its address has been reaped: a linked
+ * timeout that fires cancels its op by user_data in deferred task work,
+ * so while that CQE is to come, a new op at the same address could be
+ * cancelled in its place (tests/stress/stress_io.c caught it).
+ */
 static void finish(struct weft__io_op *op, int64_t res)
 {
 	op->where = OP_DONE;
+	op->res = res;
+	if (op->ncqe)
+		return;
 	if (op->opcode == IO_ACCEPT_MULTI)
 		weft__acceptor_push(op->acc, (int)res, false);
 	weft__io_done(op, res);
+}
+
+/* A CQE other than the op's own final one has come for @op. */
+static void cqe_seen(struct weft__io_op *op)
+{
+	if (--op->ncqe == 0 && op->where == OP_DONE)
+		finish(op, op->res);
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -354,6 +371,7 @@ static void cancel_one(struct weft__io *io, struct weft__uring *u,
 						      : TAG_REPOLL),
 				       0);
 		io_uring_sqe_set_data64(sqe, ud(op, TAG_CANCEL));
+		op->ncqe++;
 		/* May exceed the CQ bound by the few cancels in flight; the
 		 * kernel keeps overflowed CQEs (IORING_FEAT_NODROP). */
 		u->in_flight++;
@@ -432,6 +450,7 @@ static void op_cqe(struct weft__io *io, struct weft__uring *u,
 			return;
 		}
 		u->in_flight--;
+		op->ncqe--;
 		if (res >= 0) {
 			weft__acceptor_push(op->acc, res, true);
 			if (!cancelled) {
@@ -448,6 +467,7 @@ static void op_cqe(struct weft__io *io, struct weft__uring *u,
 		return;
 	}
 	u->in_flight--;
+	op->ncqe--;
 	/* A descriptor in O_NONBLOCK mode makes the kernel answer -EAGAIN
 	 * instead of waiting (research/iouring.md section 3, pitfall 5):
 	 * wait for readiness with a poll, then try again. A connect on
@@ -465,6 +485,7 @@ static void repoll_cqe(struct weft__io *io, struct weft__uring *u,
 		       struct weft__io_op *op, int res)
 {
 	u->in_flight--;
+	op->ncqe--;
 	if (res < 0 || atomic_load_explicit(&op->cancel, memory_order_relaxed) ||
 	    atomic_load_explicit(&io->stop, memory_order_relaxed)) {
 		finish(op, res < 0 ? res : -ECANCELED);
@@ -513,6 +534,8 @@ static unsigned reap(struct weft__io *io, struct weft__uring *u)
 			break;
 		default: /* a linked timeout's or a cancel's: information */
 			u->in_flight--;
+			if (op) /* NULL: the cancel-all at stop */
+				cqe_seen(op);
 			break;
 		}
 	}
