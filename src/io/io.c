@@ -41,6 +41,8 @@
 
 #if WEFT_HAVE_VALGRIND_H
 #include <valgrind/memcheck.h>
+#else
+#define RUNNING_ON_VALGRIND 0
 #endif
 
 /* The spin before the io thread sleeps. A sleeping round trip costs 12-16
@@ -253,7 +255,10 @@ static void *io_main(void *arg)
 #endif
 	if (want != WEFT_IO_BLOCKING) {
 #if WEFT_HAVE_LIBURING
-		int err = weft__uring_setup(io);
+		/* Valgrind 3.19 does not know io_uring_enter() blocks: it
+		 * keeps its global lock while the io thread waits, and every
+		 * other thread stops. Under it the ring counts as refused. */
+		int err = RUNNING_ON_VALGRIND ? -ENOSYS : weft__uring_setup(io);
 
 		if (err == 0)
 			io->backend = WEFT_IO_URING;
