@@ -1141,7 +1141,7 @@ static void not_socket_body(struct ctx *c)
 		.sin_port = htons(1),
 		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 	};
-	char path[PATH_LEN], buf[8];
+	char path[PATH_LEN], buf[8] = "1234567";
 	int fd = make_tmp(path, "12345678", 8);
 	int64_t r;
 
