@@ -165,15 +165,6 @@ static void kick(struct blk_thread *t)
 	t->kicked = true;
 }
 
-/* The ending of @op: the acceptor's last result first (io.h), then the
- * future. Never under b->lock; @op may be freed when this returns. */
-static void complete(struct weft__io_op *op, int64_t res)
-{
-	if (op->opcode == IO_ACCEPT_MULTI)
-		weft__acceptor_push(op->acc, (int)res, false);
-	weft__io_done(op, res);
-}
-
 /* 1 if @fd is O_NONBLOCK, 0 if not, -errno. */
 static int fd_nonblock(int fd)
 {
@@ -499,7 +490,7 @@ static int64_t run_poll(struct blk_thread *t, struct weft__io_op *op)
 /*
  * IO_ACCEPT_MULTI: hand each accepted socket to the acceptor until the
  * first error, cancel (-ECANCELED) or deadline; that ending result is
- * returned (complete() pushes it as the acceptor's last). On a
+ * returned (weft__io_done() pushes it as the acceptor's last). On a
  * non-blocking listener, after a success we try again at once: under load
  * the next connection is usually there already.
  */
@@ -682,7 +673,7 @@ static void *blk_main(void *arg)
 		t->cur = NULL;
 		op->where = BLK_DONE;
 		pthread_mutex_unlock(&b->lock);
-		complete(op, res);
+		weft__io_done(op, res);
 		pthread_mutex_lock(&b->lock);
 	}
 	/* End: leave the list (no cancel can reach our efd any more), and
@@ -849,7 +840,7 @@ void weft__blk_cancel(struct weft__blk *b, struct weft__io_op *op)
 	 * op->cancel. BLK_DONE: nothing left to do. */
 	pthread_mutex_unlock(&b->lock);
 	if (dequeued)
-		complete(op, -ECANCELED);
+		weft__io_done(op, -ECANCELED);
 }
 
 void weft__blk_destroy(struct weft__blk *b)
@@ -874,8 +865,8 @@ void weft__blk_destroy(struct weft__blk *b)
 	pthread_mutex_unlock(&b->lock);
 
 	for (; q; q = next) {
-		next = q->next; /* read first: complete() may free q */
-		complete(q, -ECANCELED);
+		next = q->next; /* read first: weft__io_done() may free q */
+		weft__io_done(q, -ECANCELED);
 	}
 
 	pthread_mutex_lock(&b->lock);

@@ -512,6 +512,10 @@ void weft__io_done(struct weft__io_op *op, int64_t res)
 		VALGRIND_MAKE_MEM_DEFINED(op->u.acc.addr, *op->u.acc.addrlen);
 	}
 #endif
+	/* Its acceptor ends first: it may be freed once the future is
+	 * complete (weft_acceptor_close() waits for it). */
+	if (op->opcode == IO_ACCEPT_MULTI)
+		weft__acceptor_push(op->acc, (int)res, false);
 	weft__future_complete(f, res < 0 ? (int)res : 0,
 			      (void *)(intptr_t)res);
 	weft_future_unref(f);

@@ -120,17 +120,17 @@ static inline struct weft_future *weft__io_future_of(struct weft__io_op *op)
 /*
  * The operation @op finished with @res (>= 0, or -errno). Completes its
  * future, which wakes its waiters on the calling thread, and drops the
- * backend's reference: the caller must not touch @op afterwards. Not for
- * IO_ACCEPT_MULTI's per-connection results (weft__acceptor_push()), only
- * for its end.
+ * backend's reference: the caller must not touch @op afterwards. For
+ * IO_ACCEPT_MULTI this is its end, which it also hands its acceptor (its
+ * per-connection results go through weft__acceptor_push() before).
  */
 void weft__io_done(struct weft__io_op *op, int64_t res);
 
 /*
  * IO_ACCEPT_MULTI: hand the acceptor one result. @res >= 0 is an accepted
  * socket (ownership passes to the acceptor), < 0 an error; @more false
- * when this result ends the request (then weft__io_done() follows, by the
- * same backend, with the final result).
+ * when this result ends the request (weft__io_done() does that: backends
+ * pass true).
  */
 void weft__acceptor_push(struct weft_acceptor *a, int res, bool more);
 

@@ -106,43 +106,56 @@ WEFT_API int weft_io_timeout(struct weft_pool *pool, int64_t deadline,
 	return start(pool, op, out);
 }
 
-WEFT_API int weft_io_read(struct weft_pool *pool, int fd, void *buf,
-			  size_t len, int64_t offset, int64_t deadline,
-			  struct weft_future **out)
+/* read and write: one shape, two opcodes. */
+static int rw_start(struct weft_pool *pool, uint8_t opcode, int fd, void *buf,
+		    size_t len, int64_t offset, int64_t deadline,
+		    struct weft_future **out)
 {
 	if (bad_rw(buf, len, offset))
 		return -EINVAL;
-	OP_BEGIN(IO_READ, fd);
+	OP_BEGIN(opcode, fd);
 	op->u.rw.buf = buf;
 	op->u.rw.len = len;
 	op->u.rw.off = offset;
 	return start(pool, op, out);
 }
 
+/* readv and writev likewise. */
+static int vec_start(struct weft_pool *pool, uint8_t opcode, int fd,
+		     const struct iovec *iov, int iovcnt, int64_t offset,
+		     int64_t deadline, struct weft_future **out)
+{
+	if (bad_vec(iov, iovcnt, offset))
+		return -EINVAL;
+	OP_BEGIN(opcode, fd);
+	op->u.vec.iov = iov;
+	op->u.vec.cnt = iovcnt;
+	op->u.vec.off = offset;
+	return start(pool, op, out);
+}
+
+WEFT_API int weft_io_read(struct weft_pool *pool, int fd, void *buf,
+			  size_t len, int64_t offset, int64_t deadline,
+			  struct weft_future **out)
+{
+	return rw_start(pool, IO_READ, fd, buf, len, offset, deadline, out);
+}
+
 WEFT_API int weft_io_write(struct weft_pool *pool, int fd, const void *buf,
 			   size_t len, int64_t offset, int64_t deadline,
 			   struct weft_future **out)
 {
-	if (bad_rw(buf, len, offset))
-		return -EINVAL;
-	OP_BEGIN(IO_WRITE, fd);
-	op->u.rw.buf = (void *)buf;
-	op->u.rw.len = len;
-	op->u.rw.off = offset;
-	return start(pool, op, out);
+	/* The op record is shared with reads; a write never writes it. */
+	return rw_start(pool, IO_WRITE, fd, (void *)buf, len, offset, deadline,
+			out);
 }
 
 WEFT_API int weft_io_readv(struct weft_pool *pool, int fd,
 			   const struct iovec *iov, int iovcnt, int64_t offset,
 			   int64_t deadline, struct weft_future **out)
 {
-	if (bad_vec(iov, iovcnt, offset))
-		return -EINVAL;
-	OP_BEGIN(IO_READV, fd);
-	op->u.vec.iov = iov;
-	op->u.vec.cnt = iovcnt;
-	op->u.vec.off = offset;
-	return start(pool, op, out);
+	return vec_start(pool, IO_READV, fd, iov, iovcnt, offset, deadline,
+			 out);
 }
 
 WEFT_API int weft_io_writev(struct weft_pool *pool, int fd,
@@ -150,13 +163,8 @@ WEFT_API int weft_io_writev(struct weft_pool *pool, int fd,
 			    int64_t offset, int64_t deadline,
 			    struct weft_future **out)
 {
-	if (bad_vec(iov, iovcnt, offset))
-		return -EINVAL;
-	OP_BEGIN(IO_WRITEV, fd);
-	op->u.vec.iov = iov;
-	op->u.vec.cnt = iovcnt;
-	op->u.vec.off = offset;
-	return start(pool, op, out);
+	return vec_start(pool, IO_WRITEV, fd, iov, iovcnt, offset, deadline,
+			 out);
 }
 
 WEFT_API int weft_io_fsync(struct weft_pool *pool, int fd, int64_t deadline,
@@ -234,30 +242,33 @@ WEFT_API int weft_io_connect(struct weft_pool *pool, int fd,
 	return start(pool, op, out);
 }
 
-WEFT_API int weft_io_recv(struct weft_pool *pool, int fd, void *buf,
-			  size_t len, int flags, int64_t deadline,
-			  struct weft_future **out)
+/* recv and send. */
+static int msg_start(struct weft_pool *pool, uint8_t opcode, int fd,
+		     void *buf, size_t len, int flags, int64_t deadline,
+		     struct weft_future **out)
 {
 	if (bad_rw(buf, len, 0))
 		return -EINVAL;
-	OP_BEGIN(IO_RECV, fd);
+	OP_BEGIN(opcode, fd);
 	op->u.msg.buf = buf;
 	op->u.msg.len = len;
 	op->u.msg.flags = flags;
 	return start(pool, op, out);
 }
 
+WEFT_API int weft_io_recv(struct weft_pool *pool, int fd, void *buf,
+			  size_t len, int flags, int64_t deadline,
+			  struct weft_future **out)
+{
+	return msg_start(pool, IO_RECV, fd, buf, len, flags, deadline, out);
+}
+
 WEFT_API int weft_io_send(struct weft_pool *pool, int fd, const void *buf,
 			  size_t len, int flags, int64_t deadline,
 			  struct weft_future **out)
 {
-	if (bad_rw(buf, len, 0))
-		return -EINVAL;
-	OP_BEGIN(IO_SEND, fd);
-	op->u.msg.buf = (void *)buf;
-	op->u.msg.len = len;
-	op->u.msg.flags = flags;
-	return start(pool, op, out);
+	return msg_start(pool, IO_SEND, fd, (void *)buf, len, flags, deadline,
+			 out);
 }
 
 WEFT_API int weft_io_shutdown(struct weft_pool *pool, int fd, int how,

@@ -321,7 +321,7 @@ static void prep_pending(struct weft__io *io, struct weft__uring *u)
 }
 
 /*
- * The op's final result. Its future completes (and its acceptor ends)
+ * The op's final result. Its future completes (and an acceptor ends)
  * only once every CQE carrying its address has been reaped: a linked
  * timeout that fires cancels its op by user_data in deferred task work,
  * so while that CQE is to come, a new op at the same address could be
@@ -333,8 +333,6 @@ static void finish(struct weft__io_op *op, int64_t res)
 	op->res = res;
 	if (op->ncqe)
 		return;
-	if (op->opcode == IO_ACCEPT_MULTI)
-		weft__acceptor_push(op->acc, (int)res, false);
 	weft__io_done(op, res);
 }
 
