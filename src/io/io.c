@@ -195,6 +195,15 @@ void weft__io_kick(struct weft__io *io)
 	}
 }
 
+/* The IO_TIMEOUT op whose timer @t is. */
+static struct weft__io_op *timer_op(struct weft__timer *t)
+{
+	return (struct weft__io_op *)((char *)t -
+				      offsetof(struct weft__io_op, timer));
+}
+
+static void timeout_fire(struct weft__timer *t);
+
 /* ---- the thread -------------------------------------------------------- */
 
 /* The blocking backend's io thread: timers only. */
@@ -350,11 +359,14 @@ void weft__io_fini(struct weft_pool *pool)
 	 * -ECANCELED; tasks are all done by now. */
 	weft__blk_destroy(io->blk);
 	/* Timer-heap entries left: IO_TIMEOUT operations nobody waited
-	 * for. Each completes with -ECANCELED. */
+	 * for. Each completes with -ECANCELED (the cancel flag makes
+	 * timeout_fire() say so). */
 	while (io->n) {
 		struct weft__timer *t = io->heap[0];
 
 		heap_remove(io, 0);
+		if (t->fire == timeout_fire)
+			atomic_store(&timer_op(t)->cancel, 1);
 		if (t->fire)
 			t->fire(t);
 	}
@@ -400,9 +412,7 @@ static void io_leave(struct weft__io *io)
 
 static void timeout_fire(struct weft__timer *t)
 {
-	struct weft__io_op *op =
-		(struct weft__io_op *)((char *)t -
-				       offsetof(struct weft__io_op, timer));
+	struct weft__io_op *op = timer_op(t);
 
 	/* Under tlock, on the io thread (or in weft__io_fini()): a timeout
 	 * cancelled before its deadline ends -ECANCELED, in

@@ -2455,6 +2455,22 @@ Test(io, destroy_completes_ops_in_flight, .timeout = TMO)
 	close2(sv);
 }
 
+/* A timeout whose deadline is far off when the pool is destroyed ends
+ * cancelled, not as if its time had come. */
+Test(io, destroy_cancels_a_pending_timeout, .timeout = TMO)
+{
+	struct weft_pool *pool = io_pool(2);
+	struct weft_future *f = NULL;
+
+	cr_assert_eq(weft_io_timeout(pool, weft_now() + 3600 * 1000 * MS, &f),
+		     0);
+	weft_pool_destroy(pool);
+	cr_assert_eq(weft_future_try_wait(f), 0);
+	cr_assert_eq(weft_io_result(f), -ECANCELED, "result %lld",
+		     (long long)weft_io_result(f));
+	weft_future_unref(f);
+}
+
 /* ---- futures from I/O compose with the rest ---------------------------- */
 
 static int then_result(struct weft_future *ante, void *arg, void **result)
