@@ -17,13 +17,16 @@
 static void usage(const char *name, FILE *f)
 {
 	fprintf(f,
-		"usage: %s [--quick | --full] [--workers N] [--rounds R] [--csv FILE] [--only NAME]\n"
+		"usage: %s [--tiny | --quick | --full] [--workers N] [--rounds R] [--csv FILE]\n"
+		"          [--report FILE] [--only NAME]\n"
+		"  --tiny       the smallest sizes, for checking every answer\n"
 		"  --quick      small sizes, few rounds\n"
 		"  --full       full sizes (default)\n"
 		"  --workers N  worker threads of every pool (default: weft_cpu_count())\n"
 		"  --rounds R   interleaved rounds (at most %d)\n"
 		"  --csv FILE   append rows benchmark,variant,metric,value\n"
-		"  --only NAME  run only the variants whose name contains NAME\n",
+		"  --only NAME  run only the variants whose name contains NAME\n"
+		"  --report FILE  append comparison rows (bench/report.sh)\n",
 		name, BENCH_MAX_ROUNDS);
 }
 
@@ -53,8 +56,13 @@ void bench_parse_args(struct bench_opts *o, const char *name, int argc,
 
 		if (!strcmp(a, "--quick")) {
 			o->quick = true;
+			o->tiny = false;
+		} else if (!strcmp(a, "--tiny")) {
+			o->quick = true;
+			o->tiny = true;
 		} else if (!strcmp(a, "--full")) {
 			o->quick = false;
+			o->tiny = false;
 		} else if (!strcmp(a, "--workers")) {
 			o->workers = parse_uint(name, a, i + 1 < argc ? argv[++i] : NULL,
 						1, WEFT_MAX_WORKERS);
@@ -73,6 +81,12 @@ void bench_parse_args(struct bench_opts *o, const char *name, int argc,
 				exit(2);
 			}
 			o->only = argv[++i];
+		} else if (!strcmp(a, "--report")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "%s: --report wants a file\n", name);
+				exit(2);
+			}
+			o->report = argv[++i];
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			usage(name, stdout);
 			exit(0);
@@ -276,6 +290,45 @@ void bench_csv(const struct bench_opts *o, const char *variant,
 	if (fstat(fileno(f), &st) == 0 && st.st_size == 0)
 		fprintf(f, "benchmark,variant,metric,value\n");
 	fprintf(f, "%s,%s,%s,%.6g\n", o->name, variant, metric, value);
+	fclose(f);
+}
+
+void bench_report(const struct bench_opts *o, const char *workload,
+		  const char *size, const char *system,
+		  const struct bench_series *secs,
+		  const struct bench_series *weft, const char *answer,
+		  bool ok)
+{
+	struct bench_series ratio = { .n = 0 };
+	double rmed = 1, rmin = 1, rmax = 1;
+	struct stat st;
+	FILE *f;
+
+	if (weft) {
+		bench_series_ratio(secs, weft, &ratio);
+		rmed = bench_series_median(&ratio);
+		rmin = bench_series_min(&ratio);
+		rmax = bench_series_max(&ratio);
+	}
+	printf("report: %s %s %s: %.4g s (%.4g..%.4g), %.2fx of weft, answer %s %s\n",
+	       workload, size, system, bench_series_median(secs),
+	       bench_series_min(secs), bench_series_max(secs), rmed, answer,
+	       ok ? "ok" : "WRONG");
+	if (!o->report)
+		return;
+	f = fopen(o->report, "a");
+	if (!f) {
+		fprintf(stderr, "%s: cannot open %s: %s\n", o->name, o->report,
+			strerror(errno));
+		return;
+	}
+	if (fstat(fileno(f), &st) == 0 && st.st_size == 0)
+		fprintf(f, "workload,size,system,workers,rounds,median_s,min_s,max_s,"
+			"ratio_median,ratio_min,ratio_max,answer,ok\n");
+	fprintf(f, "%s,%s,%s,%u,%u,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%s,%d\n",
+		workload, size, system, o->workers, secs->n,
+		bench_series_median(secs), bench_series_min(secs),
+		bench_series_max(secs), rmed, rmin, rmax, answer, ok ? 1 : 0);
 	fclose(f);
 }
 

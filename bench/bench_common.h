@@ -19,6 +19,17 @@
  *   --only NAME    run only the variants whose name contains NAME (for
  *                  profiling one of them; ratios to a skipped baseline are
  *                  not reported)
+ *   --tiny         the smallest sizes and one or two rounds: for the test
+ *                  that checks every workload's answer (implies --quick)
+ *   --report FILE  append the comparison rows of bench/report.sh (below)
+ *
+ * The comparison report (issue 5, bench/report.sh): a program that runs a
+ * workload on weft and on its peers writes one row per system with
+ * bench_report(): the time of one run of the workload (median and spread
+ * over interleaved rounds), the per-round ratio peer / weft (> 1: weft is
+ * faster), and the answer the system computed with whether it was right.
+ * A wrong answer makes the program exit 1, so a fast wrong result cannot
+ * pass.
  */
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
@@ -51,6 +62,8 @@ struct bench_opts {
 	const char *csv;    /* NULL: no CSV */
 	const char *name;   /* the benchmark's name, first CSV column */
 	const char *only;   /* NULL: every variant */
+	bool tiny;          /* --tiny: answer checks only (quick is set too) */
+	const char *report; /* NULL: no comparison rows */
 };
 
 /*
@@ -128,6 +141,32 @@ void bench_csv(const struct bench_opts *o, const char *variant,
 bool bench_target(const struct bench_opts *o, const char *metric,
 		  double value, bool met, const char *text,
 		  const char *measured);
+
+/*
+ * Append one comparison row to --report (no-op without it):
+ *
+ *   workload,size,system,workers,rounds,median_s,min_s,max_s,
+ *   ratio_median,ratio_min,ratio_max,answer,ok
+ *
+ * @workload  the workload's short name, the same in every program and run
+ *            (fib, skynet, nqueens, uts, submit, map_cheap, map_heavy,
+ *            reads, nop, echo)
+ * @size      its size in words ("fib(30)", "1M leaves"); no commas
+ * @system    "weft" for weft's row; peers: serial, mutex, openmp, tbb,
+ *            libuv, liburing, pread, fio, epoll (or "weft_<variant>" for a
+ *            second weft row, e.g. weft_thread)
+ * @secs      seconds per run of the workload, one per round
+ * @weft      weft's series of the same rounds, for the per-round ratio
+ *            @secs / @weft; NULL in weft's own row (ratio 1)
+ * @answer    what the system computed, as text (a count, a sum, a checksum)
+ * @ok        whether it equals the expected answer
+ * Prints a line "report: ..." too, so a log shows what went to the file.
+ */
+void bench_report(const struct bench_opts *o, const char *workload,
+		  const char *size, const char *system,
+		  const struct bench_series *secs,
+		  const struct bench_series *weft, const char *answer,
+		  bool ok);
 
 /* A one-shot countdown: wait until it has been counted down @n times. */
 struct bench_latch {
