@@ -3,10 +3,10 @@
  * tasks with no cutoff (one task per call), DESIGN.md section 8:
  *
  *   fib(n)   spawn fib(n - 1), call fib(n - 2), join; n = 30 and 32
- *            (--quick: 27 and 29)
- *   skynet   a 10-ary tree of 1 M leaves: each leaf returns its number,
- *            each inner node spawns its 10 children, joins them in reverse
- *            order and returns their sum
+ *            (--quick: 27 and 29, --tiny: 16 and 18)
+ *   skynet   a 10-ary tree of 1 M leaves (--tiny: 10 K): each leaf returns
+ *            its number, each inner node spawns its 10 children, joins them
+ *            in reverse order and returns their sum
  *
  * each run by
  *   plain C          the same recursion as plain function calls, on the
@@ -24,7 +24,10 @@
  * the same calls, and differs only in what a spawn and a join cost.
  *
  * Every run's answer is checked (fib(n), and n(n-1)/2 for skynet's n
- * leaves); a wrong one exits 1. Each round measures every variant of a
+ * leaves); a wrong one exits 1, after the report. The report's rows
+ * (bench_report()) are the larger fib and skynet on --workers threads:
+ * weft, the plain function ("serial"), OpenMP and oneTBB, each timed
+ * against weft round by round. Each round measures every variant of a
  * workload once (runs back to back until 20 ms have passed: one run of the
  * slow peers, several of the fast ones), in an order rotated each round,
  * with a short sleep between measurements so that no runtime's spinning
@@ -100,6 +103,7 @@ static enum variant omp_of(enum variant v)
 struct workload {
 	char name[16];       /* CSV prefix: "fib30", "skynet" */
 	char text[32];       /* "fib(30)", "skynet 1M" */
+	char size[32];       /* the report's: "fib(30)", "1M leaves" */
 	bool skynet;
 	unsigned n;          /* fib's argument */
 	uint64_t leaves;     /* skynet's leaves, a power of SKYNET_DIV */
@@ -294,9 +298,16 @@ static uint64_t run_tbb(struct peers_tbb_arena *a, const struct workload *w)
 }
 #endif
 
-/* Run @v on @w once, check its answer; returns seconds. */
+/* What a variant computed: its last answer, and whether one was wrong
+ * (then the first wrong one). */
+struct outcome {
+	uint64_t answer;
+	bool wrong;
+};
+
+/* Run @v on @w once, check its answer into @out; returns seconds. */
 static double run_once(const struct ctx *c, const struct workload *w,
-		       enum variant v)
+		       enum variant v, struct outcome *out)
 {
 	unsigned threads = variant_many(v) ? c->o->workers : 1;
 	int64_t t0, t1;
@@ -331,11 +342,13 @@ static double run_once(const struct ctx *c, const struct workload *w,
 		abort();
 	}
 	t1 = bench_now_ns();
+	if (!out->wrong)
+		out->answer = r;
 	if (r != w->expect) {
 		fprintf(stderr, "bench_fib: %s by %s on %u thread(s) gives %llu, not %llu\n",
 			w->text, variant_text[v], threads, (unsigned long long)r,
 			(unsigned long long)w->expect);
-		exit(1);
+		out->wrong = true;
 	}
 	return (double)(t1 - t0) / 1e9;
 }
@@ -350,15 +363,15 @@ static double run_once(const struct ctx *c, const struct workload *w,
 #define SAMPLE_MAX_RUNS 1000
 
 static double run_sample(const struct ctx *c, const struct workload *w,
-			 enum variant v)
+			 enum variant v, struct outcome *out)
 {
 	double total = 0;
 	unsigned runs = 0;
 
 	do {
-		total += run_once(c, w, v);
+		total += run_once(c, w, v, out);
 		runs++;
-	} while (total < SAMPLE_MIN_S && runs < SAMPLE_MAX_RUNS);
+	} while (total < SAMPLE_MIN_S && runs < SAMPLE_MAX_RUNS && !out->wrong);
 	return total / runs;
 }
 
@@ -371,6 +384,7 @@ static void fib_workload(struct workload *w, unsigned n)
 	memset(w, 0, sizeof(*w));
 	snprintf(w->name, sizeof(w->name), "fib%u", n);
 	snprintf(w->text, sizeof(w->text), "fib(%u)", n);
+	snprintf(w->size, sizeof(w->size), "fib(%u)", n);
 	w->n = n;
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t t = f0 + f1;
@@ -390,12 +404,17 @@ static void skynet_workload(struct workload *w, uint64_t leaves)
 
 	memset(w, 0, sizeof(*w));
 	snprintf(w->name, sizeof(w->name), "skynet");
-	if (leaves >= 1000000)
+	if (leaves >= 1000000) {
 		snprintf(w->text, sizeof(w->text), "skynet %lluM",
 			 (unsigned long long)(leaves / 1000000));
-	else
+		snprintf(w->size, sizeof(w->size), "%lluM leaves",
+			 (unsigned long long)(leaves / 1000000));
+	} else {
 		snprintf(w->text, sizeof(w->text), "skynet %lluK",
 			 (unsigned long long)(leaves / 1000));
+		snprintf(w->size, sizeof(w->size), "%lluK leaves",
+			 (unsigned long long)(leaves / 1000));
+	}
 	w->skynet = true;
 	w->leaves = leaves;
 	w->expect = leaves * (leaves - 1) / 2;
@@ -537,6 +556,36 @@ static void report_targets(const struct ctx *c, const struct workload *w,
 	}
 }
 
+/*
+ * The comparison rows of @w: the figures on --workers threads,
+ * which a user compares (on 1 thread when --workers is 1), each peer timed
+ * against weft on as many threads.
+ */
+static void report_rows(const struct ctx *c, const struct workload *w,
+			const char *workload, struct bench_series t[NVARIANTS],
+			const struct outcome res[NVARIANTS])
+{
+	bool many = c->have[V_WEFT_N];
+	const enum variant rows[] = {
+		many ? V_WEFT_N : V_WEFT_1, V_PLAIN,
+		many ? V_OMP_N : V_OMP_1, many ? V_TBB_N : V_TBB_1,
+	};
+	static const char *const system[] = { "weft", "serial", "openmp", "tbb" };
+	const struct bench_series *weft = &t[rows[0]];
+
+	for (unsigned i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		enum variant v = rows[i];
+		char answer[32];
+
+		if (!t[v].n)
+			continue;
+		snprintf(answer, sizeof(answer), "%llu",
+			 (unsigned long long)res[v].answer);
+		bench_report(c->o, workload, w->size, system[i], &t[v],
+			     i ? weft : NULL, answer, !res[v].wrong);
+	}
+}
+
 #define NWORKLOADS 3
 
 int main(int argc, char **argv)
@@ -546,15 +595,17 @@ int main(int argc, char **argv)
 	struct ctx c = { 0 };
 	struct workload w[NWORKLOADS];
 	static struct bench_series t[NWORKLOADS][NVARIANTS];
+	static struct outcome res[NWORKLOADS][NVARIANTS];
 	unsigned rounds;
+	bool bad = false;
 	int err;
 
 	bench_parse_args(&o, "bench_fib", argc, argv);
 	c.o = &o;
-	rounds = bench_rounds(&o, 7, 9);
-	fib_workload(&w[0], o.quick ? 27 : 30);
-	fib_workload(&w[1], o.quick ? 29 : 32);
-	skynet_workload(&w[2], 1000000);
+	rounds = bench_rounds(&o, o.tiny ? 1 : 7, 9);
+	fib_workload(&w[0], o.tiny ? 16 : o.quick ? 27 : 30);
+	fib_workload(&w[1], o.tiny ? 18 : o.quick ? 29 : 32);
+	skynet_workload(&w[2], o.tiny ? 10000 : 1000000);
 
 	for (unsigned v = 0; v < NVARIANTS; v++)
 		c.have[v] = true;
@@ -592,7 +643,7 @@ int main(int argc, char **argv)
 	printf("bench_fib: fork/join, one spawn per call: %s, %s, %s; 1%s%.0u thread%s, %u rounds%s\n",
 	       w[0].text, w[1].text, w[2].text, o.workers > 1 ? " and " : "",
 	       o.workers > 1 ? o.workers : 0, o.workers > 1 ? "s" : "", rounds,
-	       o.quick ? " (quick)" : "");
+	       o.tiny ? " (tiny)" : o.quick ? " (quick)" : "");
 	if (!BENCH_HAVE_TBB)
 		printf("note: oneTBB skipped (not built with oneTBB)\n");
 	if (!BENCH_HAVE_OPENMP)
@@ -605,7 +656,7 @@ int main(int argc, char **argv)
 
 		variant_name(name, sizeof(name), &o, &w[0], (enum variant)v);
 		if (c.have[v] && bench_selected(&o, name))
-			run_once(&c, &w[0], (enum variant)v);
+			run_once(&c, &w[0], (enum variant)v, &res[0][v]);
 	}
 	bench_sleep_ms(20);
 
@@ -618,7 +669,8 @@ int main(int argc, char **argv)
 				variant_name(name, sizeof(name), &o, &w[k], v);
 				if (!c.have[v] || !bench_selected(&o, name))
 					continue;
-				bench_series_add(&t[k][v], run_sample(&c, &w[k], v));
+				bench_series_add(&t[k][v],
+						 run_sample(&c, &w[k], v, &res[k][v]));
 				bench_sleep_ms(20);
 			}
 		}
@@ -631,6 +683,12 @@ int main(int argc, char **argv)
 	for (unsigned k = 0; k < NWORKLOADS; k++)
 		if (!w[k].skynet)
 			report_targets(&c, &w[k], t[k]);
+	printf("\n");
+	report_rows(&c, &w[1], "fib", t[1], res[1]);
+	report_rows(&c, &w[2], "skynet", t[2], res[2]);
+	for (unsigned k = 0; k < NWORKLOADS; k++)
+		for (unsigned v = 0; v < NVARIANTS; v++)
+			bad |= res[k][v].wrong;
 
 #if BENCH_HAVE_TBB
 	for (unsigned i = 0; i < 2; i++)
@@ -639,5 +697,7 @@ int main(int argc, char **argv)
 #endif
 	for (unsigned i = 0; i < 2; i++)
 		weft_pool_destroy(c.pool[i]);
-	return 0;
+	if (bad)
+		fprintf(stderr, "bench_fib: a run gave a wrong answer\n");
+	return bad ? 1 : 0;
 }

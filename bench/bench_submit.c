@@ -2,7 +2,8 @@
  * bench_submit.c - external submission: N tiny tasks submitted from threads
  * outside the pool (1 producer, and 4 producers with N/4 each), to weft and
  * to the mutex + condvar pool (mutex_pool.h), both with the same worker
- * count. DESIGN.md section 8: "1M tiny tasks from one outside thread".
+ * count; with 1 producer, to libuv, oneTBB and OpenMP too. DESIGN.md
+ * section 8: "1M tiny tasks from one outside thread".
  *
  * Variants:
  *   mutex          mpool_submit(), completion counted by the pool's group
@@ -12,12 +13,35 @@
  *                  the task counts down the latch
  *   weft futures   every future kept; each producer waits for its futures,
  *                  checks their values, unrefs them, then counts down
+ *   libuv          (1 producer) uv_queue_work() on libuv's thread pool of
+ *                  as many threads; the producer is the loop's thread, as
+ *                  libuv wants: it queues the N requests, then uv_run()s
+ *                  until every after_work callback has run
+ *   oneTBB         (1 producer) task_arena::enqueue() into an arena of as
+ *                  many worker threads (peers_tbb.cpp); the task counts
+ *                  down the latch, as weft null's does
+ *   OpenMP         (1 producer) #pragma omp task from a single construct
+ *                  in a parallel region of as many threads; the region's
+ *                  end is the completion. OpenMP has no submission from
+ *                  outside a team: the producer is the team's master, one
+ *                  of its threads, and runs tasks too. libgomp also runs a
+ *                  task at once in the thread that creates it when more
+ *                  than 64 per thread wait, so here the producer runs
+ *                  nearly every task itself (the table's "by producer"
+ *                  column): a figure near a plain loop's. Compiled only
+ *                  when the compiler has OpenMP on (_OPENMP)
+ *
+ * Every task body adds its index to a tally of the thread that runs it; a
+ * run's answer is the number of tasks that ran, right when the count is N
+ * and the indices sum to N(N-1)/2 (see struct tally). A wrong answer exits
+ * 1, after the report.
  *
  * Producer threads live for the whole program (as an application's threads
  * do), so that thread-local allocator caches stay warm between runs. A run
- * is timed from the moment the producers are released until the last
- * task has completed (the waiting thread blocks on a condition variable, so
- * it takes no core from the workers). Every (producers, variant) pair runs
+ * is timed from the moment the producers are released (the first one's
+ * start, or main's return from the start barrier if that is earlier) until
+ * the last task has completed (the waiting thread blocks on a condition
+ * variable, so it takes no core from the workers). Every (producers, variant) pair runs
  * once per round, the variants of one producer count back to back, in an
  * order rotated each round; figures are medians over the rounds, ratios are
  * per-round ratios (median, min..max).
@@ -33,15 +57,66 @@
 #include "bench_common.h"
 #include "mutex_pool.h"
 
-enum variant { V_MUTEX, V_WEFT_NULL, V_WEFT_UNREF, V_WEFT_FUTURES, NVARIANTS };
+#ifndef BENCH_HAVE_OPENMP
+#define BENCH_HAVE_OPENMP 0
+#endif
+#ifndef BENCH_HAVE_TBB
+#define BENCH_HAVE_TBB 0
+#endif
+#ifndef BENCH_HAVE_LIBUV
+#define BENCH_HAVE_LIBUV 0
+#endif
+
+/* OpenMP needs the compiler's flag too (meson's openmp dependency): without
+ * it the pragmas would be ignored and the "peer" would be a plain loop. */
+#if BENCH_HAVE_OPENMP && defined(_OPENMP)
+#define HAVE_OMP 1
+#else
+#define HAVE_OMP 0
+#endif
+
+#if BENCH_HAVE_LIBUV
+#include <uv.h>
+#endif
+#if BENCH_HAVE_TBB
+#include "peers_tbb.h"
+#endif
+
+enum variant {
+	V_MUTEX, V_WEFT_NULL, V_WEFT_UNREF, V_WEFT_FUTURES, V_LIBUV, V_TBB,
+	V_OMP, NVARIANTS
+};
 
 static const char *const variant_name[NVARIANTS] = {
-	"mutex", "weft_null", "weft_unref", "weft_futures",
+	"mutex", "weft_null", "weft_unref", "weft_futures", "libuv", "tbb",
+	"openmp",
 };
 static const char *const variant_text[NVARIANTS] = {
 	"mutex pool", "weft submit(NULL)", "weft submit+unref",
-	"weft keep futures",
+	"weft keep futures", "libuv queue_work", "oneTBB enqueue",
+	"OpenMP tasks",
 };
+
+/* The peers take only one producer: libuv's requests are queued by the
+ * loop's thread, OpenMP's tasks by a thread of the team. */
+static bool variant_peer(enum variant v)
+{
+	return v >= V_LIBUV;
+}
+
+static bool variant_built(enum variant v)
+{
+	switch (v) {
+	case V_LIBUV:
+		return BENCH_HAVE_LIBUV;
+	case V_TBB:
+		return BENCH_HAVE_TBB;
+	case V_OMP:
+		return HAVE_OMP;
+	default:
+		return true;
+	}
+}
 
 static const unsigned producer_counts[] = { 1, 4 };
 #define NPRODUCERS (sizeof(producer_counts) / sizeof(producer_counts[0]))
@@ -62,14 +137,27 @@ struct run {
 	/* Set by main before the start barrier, read-only during a run. */
 	enum variant v;
 	unsigned producers;            /* active this run: index < producers */
+	unsigned workers;              /* threads of every pool */
 	bool quit;
 	struct mpool *mp;
 	struct weft_pool *wp;
+#if BENCH_HAVE_LIBUV
+	/* Used by producer 0 alone, the loop's thread. */
+	uv_loop_t loop;
+	uv_work_t *reqs;               /* one per task, allocated once */
+	size_t uv_done;                /* after_work callbacks of this run */
+	bool uv_failed;                /* one had a status other than 0 */
+#endif
+#if BENCH_HAVE_TBB
+	struct peers_tbb_arena *arena;
+#endif
 	struct mpool_group group;      /* V_MUTEX */
-	struct bench_latch latch;      /* the weft variants */
+	struct bench_latch latch;      /* the other variants */
 	/* MAX_PRODUCERS + main: every producer passes both, active or not. */
 	pthread_barrier_t start, end;
 	struct weft_future **futs;     /* V_WEFT_FUTURES: one per task */
+	_Atomic int64_t submit_begin;  /* when the first producer started */
+	_Atomic uint64_t by_producers; /* tasks the producers ran themselves */
 	_Atomic int64_t submit_end;    /* when the last producer finished */
 	struct producer pr[MAX_PRODUCERS];
 };
@@ -78,16 +166,109 @@ struct run {
  * before any producer starts; read-only while the run lasts. */
 static struct run *current;
 
-/* The tiny task: a few ALU operations on its argument, no shared write. */
-static inline uint64_t tiny_work(void *arg)
+static void die(const char *what, int err)
 {
+	fprintf(stderr, "bench_submit: %s failed: %s\n", what, strerror(-err));
+	exit(1);
+}
+
+/* A producer has submitted its share: keep the latest such time. */
+static void submitted(struct run *run)
+{
+	int64_t now = bench_now_ns();
+	int64_t prev = atomic_load_explicit(&run->submit_end, memory_order_relaxed);
+
+	while (prev < now &&
+	       !atomic_compare_exchange_weak_explicit(&run->submit_end, &prev, now,
+						      memory_order_relaxed,
+						      memory_order_relaxed))
+		;
+}
+
+/* A producer starts submitting: keep the earliest such time. Main reads
+ * the clock after the start barrier too, but on a busy machine it may get
+ * its core back only after the producer has done much of the run. */
+static void starting(struct run *run)
+{
+	int64_t now = bench_now_ns();
+	int64_t prev = atomic_load_explicit(&run->submit_begin, memory_order_relaxed);
+
+	while (prev > now &&
+	       !atomic_compare_exchange_weak_explicit(&run->submit_begin, &prev, now,
+						      memory_order_relaxed,
+						      memory_order_relaxed))
+		;
+}
+
+/*
+ * What checks a run's answer: every task adds 1 and its index to the tally
+ * of the thread that runs it. One tally per thread, on its own cache line,
+ * so that the check adds no shared write to the task it checks (a shared
+ * counter would cost every system a contended atomic per task). Main sums
+ * and clears them between runs, when no task runs: the run's completion (a
+ * latch, a group, a region's barrier) orders every task's writes before
+ * main's reads, and the next run's submissions order main's clearing
+ * before the tasks' writes.
+ */
+struct tally {
+	_Alignas(64) uint64_t count;
+	uint64_t sum;
+};
+
+/* Threads that may run a task: the workers of five systems, 4 producers
+ * (OpenMP's master), and spares for a runtime that replaces a thread. */
+#define MAX_TALLIES (5 * WEFT_MAX_WORKERS + 64)
+
+static struct tally tallies[MAX_TALLIES];
+static atomic_uint ntallies;
+static _Thread_local struct tally *my_tally;
+
+static OPAQUE struct tally *tally_claim(void)
+{
+	unsigned i = atomic_fetch_add_explicit(&ntallies, 1, memory_order_relaxed);
+
+	if (i >= MAX_TALLIES) {
+		fprintf(stderr, "bench_submit: more than %d threads ran tasks\n",
+			MAX_TALLIES);
+		abort();
+	}
+	my_tally = &tallies[i];
+	return my_tally;
+}
+
+/* The tiny task: a few ALU operations on its argument, and the tally. */
+static inline void tiny_work(void *arg)
+{
+	struct tally *t = my_tally;
 	uint64_t x = (uintptr_t)arg + 1;
 
+	if (!t)
+		t = tally_claim();
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdULL;
 	x ^= x >> 33;
 	bench_keep(x);
-	return x;
+	t->count++;
+	t->sum += (uintptr_t)arg;
+}
+
+/* Sum every thread's tally into *@count and *@sum, and clear them.
+ * Returns how many threads ran tasks. */
+static unsigned tally_collect(uint64_t *count, uint64_t *sum)
+{
+	unsigned n = atomic_load_explicit(&ntallies, memory_order_relaxed);
+	unsigned threads = 0;
+
+	*count = *sum = 0;
+	if (n > MAX_TALLIES)
+		n = MAX_TALLIES;
+	for (unsigned i = 0; i < n; i++) {
+		threads += tallies[i].count != 0;
+		*count += tallies[i].count;
+		*sum += tallies[i].sum;
+		tallies[i].count = tallies[i].sum = 0;
+	}
+	return threads;
 }
 
 static void task_mutex(void *arg)
@@ -110,24 +291,87 @@ static int task_weft_value(void *arg, void **result)
 	return 0;
 }
 
-static void die(const char *what, int err)
+#if BENCH_HAVE_TBB
+/* The same countdown as weft null's: the waiting thread learns of the end
+ * from the last task, with no loop of its own to run. */
+static void task_tbb(void *arg)
 {
-	fprintf(stderr, "bench_submit: %s failed: %s\n", what, strerror(-err));
-	exit(1);
+	tiny_work(arg);
+	bench_latch_count_down(&current->latch);
+}
+#endif
+
+#if BENCH_HAVE_LIBUV
+static void uv_task(uv_work_t *req)
+{
+	tiny_work(req->data);
 }
 
-/* A producer has submitted its share: keep the latest such time. */
-static void submitted(struct run *run)
+/* On the loop's thread: counts the requests whose result it has seen. */
+static void uv_task_done(uv_work_t *req, int status)
 {
-	int64_t now = bench_now_ns();
-	int64_t prev = atomic_load_explicit(&run->submit_end, memory_order_relaxed);
+	struct run *run = req->loop->data;
 
-	while (prev < now &&
-	       !atomic_compare_exchange_weak_explicit(&run->submit_end, &prev, now,
-						      memory_order_relaxed,
-						      memory_order_relaxed))
-		;
+	if (status)
+		run->uv_failed = true;
+	run->uv_done++;
 }
+
+/*
+ * libuv: the run's time covers the N uv_queue_work() calls (each takes the
+ * thread pool's mutex and signals a sleeping pool thread), the tasks on the
+ * pool's threads, and the loop's uv_run() until it has run the N
+ * after_work callbacks, which is when a libuv program learns that its
+ * work is done. The uv_work_t requests are allocated once, before the
+ * first run, and reused: their allocation is not timed (weft's and the
+ * mutex pool's per-task allocations are, inside their submit calls).
+ */
+static void produce_libuv(struct run *run, size_t begin, size_t end)
+{
+	int err;
+
+	run->uv_done = 0;
+	run->uv_failed = false;
+	for (size_t i = begin; i < end; i++) {
+		run->reqs[i].data = (void *)(uintptr_t)i;
+		err = uv_queue_work(&run->loop, &run->reqs[i], uv_task,
+				    uv_task_done);
+		if (err)
+			die("uv_queue_work", err);
+	}
+	submitted(run);
+	/* Returns when no request is left: the pool's wakeup handle is not
+	 * referenced, so it does not keep the loop alive. */
+	uv_run(&run->loop, UV_RUN_DEFAULT);
+	bench_latch_count_down(&run->latch);
+}
+#endif
+
+#if HAVE_OMP
+/*
+ * OpenMP: the producer is the master of a team of run->workers threads,
+ * as many as the other pools have (a team cannot be fed from a thread
+ * outside it). It creates the tasks in a single construct, and the other
+ * threads start on them at once (until libgomp's queue limit makes the
+ * producer run them itself, see the top of the file); the producer joins
+ * them at the single's barrier. The region's closing barrier is the
+ * completion. libgomp keeps the team's threads for the producer's next
+ * region, as the other systems keep their workers.
+ */
+static void produce_omp(struct run *run, size_t begin, size_t end)
+{
+#pragma omp parallel num_threads(run->workers)
+#pragma omp single
+	{
+		for (size_t i = begin; i < end; i++) {
+#pragma omp task firstprivate(i)
+			tiny_work((void *)(uintptr_t)i);
+		}
+		submitted(run);
+	}
+	bench_latch_count_down(&run->latch);
+}
+#endif
 
 static void produce(struct producer *pr)
 {
@@ -135,6 +379,7 @@ static void produce(struct producer *pr)
 	struct weft_future *f;
 	int err;
 
+	starting(run);
 	switch (run->v) {
 	case V_MUTEX:
 		for (size_t i = pr->begin; i < pr->end; i++) {
@@ -187,6 +432,33 @@ static void produce(struct producer *pr)
 		}
 		bench_latch_count_down(&run->latch);
 		break;
+	case V_LIBUV:
+#if BENCH_HAVE_LIBUV
+		produce_libuv(run, pr->begin, pr->end);
+#else
+		abort();
+#endif
+		break;
+	case V_TBB:
+#if BENCH_HAVE_TBB
+		for (size_t i = pr->begin; i < pr->end; i++) {
+			err = peers_tbb_enqueue(run->arena, task_tbb,
+						(void *)(uintptr_t)i);
+			if (err)
+				die("peers_tbb_enqueue", err);
+		}
+		submitted(run);
+#else
+		abort();
+#endif
+		break;
+	case V_OMP:
+#if HAVE_OMP
+		produce_omp(run, pr->begin, pr->end);
+#else
+		abort();
+#endif
+		break;
 	default:
 		abort();
 	}
@@ -202,8 +474,15 @@ static void *producer_main(void *arg)
 		pthread_barrier_wait(&run->start);
 		if (run->quit)
 			return NULL;
-		if (pr->index < run->producers)
+		if (pr->index < run->producers) {
 			produce(pr);
+			/* Tasks a producer ran itself (OpenMP's do): its own
+			 * tally, which main cleared before the run. */
+			if (my_tally)
+				atomic_fetch_add_explicit(&run->by_producers,
+							  my_tally->count,
+							  memory_order_relaxed);
+		}
 		pthread_barrier_wait(&run->end);
 	}
 }
@@ -234,17 +513,65 @@ static void producers_stop(struct run *run)
 	pthread_barrier_destroy(&run->end);
 }
 
-/* One timed run; returns seconds to completion, and in *@submit_s the
- * seconds until every producer had submitted its share. */
+/* A run's answer: how many tasks ran, and whether that is right; and on
+ * how many threads they ran, and how many of them the producers ran
+ * (OpenMP's producer runs tasks too). */
+struct answer {
+	uint64_t count, by_producers;
+	unsigned threads;
+	bool ok;
+};
+
+/* The latch counts tasks, or producers that saw their tasks end. */
+static long latch_count(enum variant v, unsigned producers, size_t n)
+{
+	switch (v) {
+	case V_WEFT_NULL:
+	case V_WEFT_UNREF:
+	case V_TBB:
+		return (long)n;
+	default:
+		return (long)producers;
+	}
+}
+
+/* Check the tallies (and libuv's callbacks) after a run of @n tasks. */
+static struct answer run_answer(struct run *run, enum variant v, size_t n)
+{
+	struct answer a;
+	uint64_t sum;
+
+	a.threads = tally_collect(&a.count, &sum);
+	a.by_producers = atomic_load(&run->by_producers);
+	a.ok = a.count == n && sum == (uint64_t)n * (n - 1) / 2;
+#if BENCH_HAVE_LIBUV
+	if (v == V_LIBUV && (run->uv_done != n || run->uv_failed))
+		a.ok = false;
+#else
+	(void)run;
+#endif
+	if (!a.ok)
+		fprintf(stderr,
+			"bench_submit: %s: %llu tasks ran with index sum %llu; %zu and %llu expected\n",
+			variant_text[v], (unsigned long long)a.count,
+			(unsigned long long)sum, n,
+			(unsigned long long)n * (n - 1) / 2);
+	return a;
+}
+
+/* One timed run; returns seconds to completion, in *@submit_s the seconds
+ * until every producer had submitted its share, and in *@ans its answer. */
 static double run_once(struct run *run, enum variant v, unsigned producers,
-		       size_t n, double *submit_s)
+		       size_t n, double *submit_s, struct answer *ans)
 {
 	int64_t t0, t1;
 
 	run->v = v;
 	run->producers = producers;
 	mpool_group_init(&run->group, (long)n);
-	bench_latch_init(&run->latch, v == V_WEFT_FUTURES ? (long)producers : (long)n);
+	bench_latch_init(&run->latch, latch_count(v, producers, n));
+	atomic_store(&run->submit_begin, INT64_MAX);
+	atomic_store(&run->by_producers, 0);
 	atomic_store(&run->submit_end, 0);
 	current = run;
 	for (unsigned p = 0; p < producers; p++) {
@@ -259,9 +586,12 @@ static double run_once(struct run *run, enum variant v, unsigned producers,
 		bench_latch_wait(&run->latch);
 	t1 = bench_now_ns();
 	pthread_barrier_wait(&run->end);
+	if (atomic_load(&run->submit_begin) < t0)
+		t0 = atomic_load(&run->submit_begin);
+	*ans = run_answer(run, v, n);
 	bench_latch_fini(&run->latch);
 	mpool_group_fini(&run->group);
-	/* Let spinning workers of either pool park before the next run, so
+	/* Let spinning workers of every pool park before the next run, so
 	 * that no run pays for the previous one's spinning. */
 	bench_sleep_ms(10);
 	if (submit_s)
@@ -274,9 +604,22 @@ static bool combo_selected(const struct bench_opts *o, unsigned pi,
 {
 	char name[64];
 
+	if (!variant_built(v) || (variant_peer(v) && producer_counts[pi] != 1))
+		return false;
 	snprintf(name, sizeof(name), "%s_%up", variant_name[v],
 		 producer_counts[pi]);
 	return bench_selected(o, name);
+}
+
+/* "1M tasks", "500K tasks": no commas, for the report's CSV. */
+static void size_text(char *buf, size_t len, size_t n)
+{
+	if (n % 1000000 == 0)
+		snprintf(buf, len, "%zuM tasks", n / 1000000);
+	else if (n % 1000 == 0)
+		snprintf(buf, len, "%zuK tasks", n / 1000);
+	else
+		snprintf(buf, len, "%zu tasks", n);
 }
 
 int main(int argc, char **argv)
@@ -286,14 +629,21 @@ int main(int argc, char **argv)
 	struct run run = { 0 };
 	struct bench_series tput[NPRODUCERS][NVARIANTS] = { 0 };
 	struct bench_series subr[NPRODUCERS][NVARIANTS] = { 0 };
+	struct bench_series secs[NPRODUCERS][NVARIANTS] = { 0 };
+	/* The last answer of each timed run (the first wrong one, if any),
+	 * and whether one was wrong, warm-up runs included. */
+	struct answer last[NPRODUCERS][NVARIANTS] = { 0 };
+	bool wrong[NPRODUCERS][NVARIANTS] = { 0 }, bad = false;
+	bool warm_wrong[NPRODUCERS][NVARIANTS] = { 0 };
 	struct bench_series ratio;
 	size_t n;
 	unsigned rounds, ncombos = NPRODUCERS * NVARIANTS;
 	int err;
 
 	bench_parse_args(&o, "bench_submit", argc, argv);
-	n = o.quick ? 500000 : 1000000;
-	rounds = bench_rounds(&o, 7, 11);
+	n = o.tiny ? 10000 : o.quick ? 500000 : 1000000;
+	rounds = bench_rounds(&o, o.tiny ? 1 : 7, 11);
+	run.workers = o.workers;
 
 	err = mpool_create(o.workers, &run.mp);
 	if (err)
@@ -310,10 +660,44 @@ int main(int argc, char **argv)
 	run.futs = malloc(n * sizeof(*run.futs));
 	if (!run.futs)
 		die("malloc", -ENOMEM);
+#if BENCH_HAVE_LIBUV
+	{
+		char size[16];
+
+		/* libuv sizes its one process-wide pool from this variable when
+		 * the first request is queued (here: the warm-up). */
+		snprintf(size, sizeof(size), "%u", o.workers);
+		if (setenv("UV_THREADPOOL_SIZE", size, 1))
+			die("setenv", -errno);
+		err = uv_loop_init(&run.loop);
+		if (err)
+			die("uv_loop_init", err);
+		run.loop.data = &run;
+		/* Touch every page now, not in the first timed run. */
+		run.reqs = calloc(n, sizeof(*run.reqs));
+		if (!run.reqs)
+			die("calloc", -ENOMEM);
+	}
+#endif
+#if BENCH_HAVE_TBB
+	/* The producer does not join the arena: oneTBB needs a limit of
+	 * workers + 1 (it counts the thread that starts it) to run as many
+	 * worker threads as the other pools have. */
+	err = peers_tbb_init(o.workers + 1);
+	if (err)
+		die("peers_tbb_init", err);
+	err = peers_tbb_arena_create_workers(o.workers, &run.arena);
+	if (err)
+		die("peers_tbb_arena_create_workers", err);
+#endif
 	producers_start(&run);
 
 	printf("bench_submit: %zu tiny tasks from 1 and 4 outside threads, %u workers, %u rounds%s\n",
-	       n, o.workers, rounds, o.quick ? " (quick)" : "");
+	       n, o.workers, rounds, o.tiny ? " (tiny)" : o.quick ? " (quick)" : "");
+	for (unsigned v = 0; v < NVARIANTS; v++)
+		if (!variant_built((enum variant)v))
+			printf("note: %s skipped (not built with it)\n",
+			       variant_text[v]);
 
 	bench_load_begin(&load);
 	/* Warm-up: fault in the allocators' arenas and the pools' queues. */
@@ -321,8 +705,13 @@ int main(int argc, char **argv)
 		unsigned pi = c / NVARIANTS;
 		enum variant v = (enum variant)(c % NVARIANTS);
 
-		if (combo_selected(&o, pi, v))
-			run_once(&run, v, producer_counts[pi], n / 4, NULL);
+		struct answer a;
+
+		if (!combo_selected(&o, pi, v))
+			continue;
+		run_once(&run, v, producer_counts[pi], n / 4, NULL, &a);
+		if (!a.ok)
+			warm_wrong[pi][v] = bad = true;
 	}
 
 	/* A ratio's two runs are at most NVARIANTS runs apart: each round
@@ -334,21 +723,30 @@ int main(int argc, char **argv)
 
 			for (unsigned j = 0; j < NVARIANTS; j++) {
 				enum variant v = (enum variant)((j + r) % NVARIANTS);
+				struct answer a;
 				double s, sub;
 
 				if (!combo_selected(&o, pi, v))
 					continue;
-				s = run_once(&run, v, producer_counts[pi], n, &sub);
+				s = run_once(&run, v, producer_counts[pi], n, &sub,
+					     &a);
 				bench_series_add(&tput[pi][v], (double)n / s);
 				bench_series_add(&subr[pi][v], (double)n / sub);
+				bench_series_add(&secs[pi][v], s);
+				if (!wrong[pi][v])
+					last[pi][v] = a;
+				if (!a.ok)
+					wrong[pi][v] = bad = true;
 			}
 		}
 	}
 
 	bench_load_end(&o, &load);
-	printf("\n%-10s %-20s %12s %18s %10s %16s %12s\n", "producers", "variant",
-	       "tasks/s", "min..max (M/s)", "vs mutex", "ratio min..max",
-	       "submit/s");
+	/* threads: how many threads ran tasks in the last run; by producer:
+	 * the share of them that the producers ran themselves. */
+	printf("\n%-10s %-20s %12s %18s %10s %16s %12s %8s %12s\n", "producers",
+	       "variant", "tasks/s", "min..max (M/s)", "vs mutex",
+	       "ratio min..max", "submit/s", "threads", "by producer");
 	for (unsigned pi = 0; pi < NPRODUCERS; pi++) {
 		for (unsigned v = 0; v < NVARIANTS; v++) {
 			struct bench_series *s = &tput[pi][v];
@@ -364,15 +762,25 @@ int main(int argc, char **argv)
 			if (v == V_MUTEX)
 				ratio.n = 0;
 			bench_fmt_ratio(&ratio, rmed, sizeof(rmed), rrange, sizeof(rrange));
-			printf("%-10u %-20s %10.2f M %18s %10s %16s %10.2f M\n",
+			printf("%-10u %-20s %10.2f M %18s %10s %16s %10.2f M %8u %11.1f%%\n",
 			       producer_counts[pi], variant_text[v],
 			       bench_series_median(s) / 1e6, range, rmed, rrange,
-			       bench_series_median(&subr[pi][v]) / 1e6);
+			       bench_series_median(&subr[pi][v]) / 1e6,
+			       last[pi][v].threads,
+			       last[pi][v].count ? 100.0 * (double)last[pi][v].by_producers /
+			       (double)last[pi][v].count : 0.0);
 			bench_csv_series(&o, variant, "tasks_per_s", s);
 			bench_csv_series(&o, variant, "submit_per_s", &subr[pi][v]);
 			bench_csv_series(&o, variant, "ratio_vs_mutex", &ratio);
 		}
 	}
+
+	if (secs[0][V_OMP].n && last[0][V_OMP].count &&
+	    last[0][V_OMP].by_producers * 2 > last[0][V_OMP].count)
+		printf("note: OpenMP's producer ran %.1f%% of the tasks itself (libgomp runs a task at once\n"
+		       "      when more than 64 per thread wait): its figure is near a plain loop's, not a hand-off's\n",
+		       100.0 * (double)last[0][V_OMP].by_producers /
+		       (double)last[0][V_OMP].count);
 
 	/* Per-task cost with 4 producers over 1 producer = 1p rate / 4p rate,
 	 * per round. */
@@ -430,9 +838,45 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* The comparison rows: 1 producer, weft's submit(NULL) the baseline
+	 * (the plain fire-and-forget submission, as the peers' are). */
+	{
+		static const enum variant rows[] = {
+			V_WEFT_NULL, V_MUTEX, V_LIBUV, V_TBB, V_OMP,
+		};
+		const struct bench_series *weft = &secs[0][V_WEFT_NULL];
+		char size[32], answer[32];
+
+		size_text(size, sizeof(size), n);
+		printf("\n");
+		for (unsigned i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+			enum variant v = rows[i];
+
+			if (!secs[0][v].n)
+				continue;
+			snprintf(answer, sizeof(answer), "%llu",
+				 (unsigned long long)last[0][v].count);
+			bench_report(&o, "submit", size,
+				     v == V_WEFT_NULL ? "weft" : variant_name[v],
+				     &secs[0][v], v == V_WEFT_NULL ? NULL : weft,
+				     answer, !wrong[0][v] && !warm_wrong[0][v]);
+		}
+	}
+
 	producers_stop(&run);
+#if BENCH_HAVE_TBB
+	peers_tbb_arena_destroy(run.arena);
+	peers_tbb_fini();
+#endif
+#if BENCH_HAVE_LIBUV
+	uv_loop_close(&run.loop);
+	free(run.reqs);
+	uv_library_shutdown();
+#endif
 	free(run.futs);
 	weft_pool_destroy(run.wp);
 	mpool_destroy(run.mp);
-	return 0;
+	if (bad)
+		fprintf(stderr, "bench_submit: a run gave a wrong answer\n");
+	return bad ? 1 : 0;
 }
