@@ -4,21 +4,29 @@
  * workloads, each against peers measured in the same run:
  *
  * reads: 4 KiB random reads of a page-cached file (default 1 GiB, 256 MiB
- * with --quick), QD reads in flight (--qd, default 32). Every variant reads
- * the same n blocks (one array of random block indices, drawn once), each
- * result is checked (4096 bytes, and the block's tag: the first 8 bytes of
- * every block hold its index), and the file is checked to be wholly in the
- * page cache (mincore) before every run, re-read if it is not.
+ * with --quick, 16 MiB with --tiny), QD reads in flight (--qd, default 32).
+ * Every variant reads the same n blocks (one array of random block indices,
+ * drawn once), and the file is checked to be wholly in the page cache
+ * (mincore) before every run, re-read if it is not. The answer of a run is
+ * a checksum of the bytes it read (block_hash(): the sum over the reads of
+ * a hash of each block's offset and contents, so the order of completion
+ * does not matter); the expected value comes from the file itself, the
+ * same blocks read with plain pread() before anything is timed. A read
+ * that returns other than 4096 is counted and makes the answer wrong too.
  *   reads_raw          the baseline: one thread, one ring, QD reads in
  *                      flight: submit, reap what completed, resubmit those
  *                      slots. What a single ring thread can do; weft's io
  *                      thread is such a thread plus the handoffs.
  *                      Target: weft tasks >= 0.8x of it.
  *   reads_fio          fio --ioengine=io_uring --iodepth=QD on the same file,
- *                      same number of reads (--number_ios), run as a child
+ *                      same number of reads (--io_size, which --number_ios
+ *                      alone does not extend past --size), run as a child
  *                      process when fio is on PATH; its IOPS are read from
  *                      --output-format=json (jobs[0].read.iops), i.e. fio's
- *                      own timing, which leaves out its start-up. fio needs
+ *                      own timing, which leaves out its start-up. It reads
+ *                      into its own buffers, so its answer is the byte
+ *                      count it reports (jobs[0].read.io_bytes), which must
+ *                      be n * 4096. fio needs
  *                      --invalidate=0 --fadvise_hint=0, else it drops the
  *                      file from the page cache first and measures the disk
  *                      (research/iouring.md section 4). Target: weft >= 1x.
@@ -36,7 +44,9 @@
  *   thread's and the workers' spinning shows there).
  *
  * nop: the round trip of one weft_io_nop() + weft_io_await(), one at a
- * time, p50 and p99 of each request's wall time.
+ * time, p50 and p99 of each request's wall time, and the wall time of the
+ * run's n round trips (the report's figure). The answer: how many of the n
+ * completed with result 0, which must be n.
  *   nop_raw_*          the baseline: io_uring_prep_nop + submit_and_wait
  *                      + reap on the calling thread, its own ring.
  *   nop_weft_task_*    the loop runs in a task;
@@ -60,9 +70,11 @@
  * a message, reads the echo back, checks it byte for byte and sends the
  * next. Each connection exchanges one message first (so that every
  * connection has been accepted and is being served), then the timed part:
- * n / C messages on each connection. TCP_NODELAY on every socket of both
- * servers and of the client, so that a message split by the stack is not
- * held back by Nagle's algorithm.
+ * n / C messages on each connection. The answer: the bytes echoed back and
+ * found equal to what was sent, over the timed part, which must be
+ * n / C * C * M (and no reply may differ, the first exchange's included).
+ * TCP_NODELAY on every socket of both servers and of the client, so that a
+ * message split by the stack is not held back by Nagle's algorithm.
  *   echo_epoll         the baseline: one thread, epoll (level-triggered),
  *                      non-blocking sockets; recv into a 4 KiB buffer, send
  *                      it all back (waiting for EPOLLOUT if the socket is
@@ -77,24 +89,38 @@
  * (default: bench_io.<pid>.dat in $TMPDIR or /tmp), --keep-file (do not
  * delete it at exit; the default name is then bench_io.dat, and the next
  * run reuses a bench_io file of the right size instead of writing it
- * again), --conns N, --msg BYTES. A file that this program did not write
- * is never overwritten. The file is written and synced before the
- * machine's load is measured (bench_load): its write-back runs in kernel
- * threads, which would count as other processes. --workers defaults to 2 here: there is one io
- * thread whatever the worker count, and this is what the issue asks for;
- * pass --workers N for the scaling runs. --only takes a part of a variant
- * name: reads, nop, echo, raw, weft, idle, ...
+ * again), --conns N (default 32, --tiny 4), --msg BYTES. A file that this
+ * program did not write is never overwritten. The file is written and
+ * synced before the machine's load is measured (bench_load): its
+ * write-back runs in kernel threads, which would count as other processes.
+ * --workers defaults to 2 here: there is one io thread whatever the worker
+ * count, and this is what the issue asks for; pass --workers N for the
+ * scaling runs. --only takes a part of a variant name: reads, nop, echo,
+ * raw, weft, idle, ...
  *
  * Rounds: every round runs each selected variant of a workload once, in an
  * order rotated each round, with a short sleep between runs so that
  * spinning threads park; one warm-up run of each first (fio excepted:
  * its figure is its own steady state). Figures are medians over rounds;
- * ratios are per-round ratios (median, min..max). A wrong result (a short
- * read, a wrong block, an echo that differs) exits 1; a missed target is
- * only reported.
+ * ratios are per-round ratios (median, min..max).
+ *
+ * --report FILE: one row per system (bench_report()): reads (weft = QD
+ * tasks, weft_thread, liburing = reads_raw, pread, fio), nop back to back
+ * (weft = the task, weft_thread, liburing), echo (weft, epoll); seconds
+ * per run, the per-round ratio to weft, the answer. --tiny: a few thousand
+ * reads of a 16 MiB file, a few hundred NOPs, 4 connections x 50 messages,
+ * one round: every system still runs, so that every answer is checked.
+ *
+ * Every run's answer is checked, warm-ups and the idle NOPs included. A
+ * wrong answer is printed (which system, what it got, what was expected)
+ * and makes the program exit 1 once every row is written; a failed call
+ * (an error from a syscall or from weft) exits 1 at once; a missed target
+ * is only reported. Exit 77: io_uring is refused here (ENOSYS, EPERM, ...)
+ * and a raw ring baseline is selected, so there is nothing to compare with.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -142,7 +168,12 @@ struct io_opts {
 	unsigned msg;
 	bool keep;
 	bool workers_given;
+	bool conns_given;
 };
+
+/* Set when a system's answer was wrong: main() exits 1 after every row has
+ * been written, so that the report shows which one. */
+static bool any_wrong;
 
 static _Noreturn void die(const char *what, int err)
 {
@@ -207,10 +238,11 @@ static void extra_usage(void)
 {
 	printf("bench_io options (besides the common ones below; --opt=value works too):\n"
 	       "  --qd N         reads in flight (default 32)\n"
-	       "  --size BYTES   file size, K/M/G suffixes (default 1G, --quick 256M)\n"
+	       "  --size BYTES   file size, K/M/G suffixes (default 1G, --quick 256M,\n"
+	       "                 --tiny 16M)\n"
 	       "  --file PATH    the file (default $TMPDIR or /tmp, bench_io.<pid>.dat)\n"
 	       "  --keep-file    keep the file at exit (then reused by later runs)\n"
-	       "  --conns N      echo connections (default 32)\n"
+	       "  --conns N      echo connections (default 32, --tiny 4)\n"
 	       "  --msg BYTES    echo message size (default 64, at most %u)\n"
 	       "  --workers defaults to 2 here\n"
 	       "  --only parts: reads, nop, echo, raw, fio, pread, weft, busy, idle\n\n",
@@ -225,7 +257,7 @@ static void extra_usage(void)
 static char **pre_parse(int argc, char **argv, struct io_opts *io, int *nargc)
 {
 	static const char *const common_valued[] = {
-		"--workers", "--rounds", "--csv", "--only",
+		"--workers", "--rounds", "--csv", "--only", "--report",
 	};
 	char **out = calloc((size_t)argc * 2 + 1, sizeof(*out));
 	int n = 0;
@@ -254,6 +286,8 @@ static char **pre_parse(int argc, char **argv, struct io_opts *io, int *nargc)
 			val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
 			if (!val)
 				bad_usage(key, "a value");
+			/* --tiny's own default gives way to a given count. */
+			io->conns_given |= !strcmp(key, "--conns");
 			if (!strcmp(key, "--qd"))
 				io->qd = parse_count(key, val, 1, 4096);
 			else if (!strcmp(key, "--size"))
@@ -359,6 +393,43 @@ static void fmt_measured(char *buf, size_t len, const struct bench_series *r,
 		 bench_series_min(r), bench_series_max(r));
 }
 
+/* Rounds: --rounds when given, else 1 with --tiny (it checks answers, it
+ * measures nothing), 3 with --quick, 7. */
+static unsigned io_rounds(const struct bench_opts *o)
+{
+	if (o->tiny && !o->rounds)
+		return 1;
+	return bench_rounds(o, 3, 7);
+}
+
+/* One run's answer against the expected one: a wrong one is printed at
+ * once (which run of which system) and remembered for the exit status. */
+static bool check_answer(const char *variant, const char *run, bool ok,
+			 const char *got, const char *want)
+{
+	if (!ok) {
+		fprintf(stderr, NAME ": wrong answer: %s (%s): %s, expected %s\n",
+			variant, run, got, want);
+		any_wrong = true;
+	}
+	return ok;
+}
+
+/*
+ * The report row of a system that ran (nothing when it was not selected);
+ * @ok is false when any of its runs had a wrong answer, and @answer is then
+ * the first wrong one.
+ */
+static void report_row(const struct bench_opts *o, const char *workload,
+		       const char *size, const char *system,
+		       const struct bench_series *secs,
+		       const struct bench_series *weft, const char *answer,
+		       bool ok)
+{
+	if (secs->n)
+		bench_report(o, workload, size, system, secs, weft, answer, ok);
+}
+
 /* ---- the weft pool, made on first use --------------------------------- */
 
 static struct weft_pool *the_pool;
@@ -401,6 +472,16 @@ static const char *const rvar_text[NRVARS] = {
 	"raw liburing, 1 thread", "fio io_uring", "pread, 2 threads",
 	"weft, QD tasks", "weft, 1 thread, QD futures",
 };
+/* Their names in the report (weft's main row is the tasks'). */
+static const char *const rvar_system[NRVARS] = {
+	"liburing", "fio", "pread", "weft", "weft_thread",
+};
+
+/* What one run of a read variant computed: its answer. */
+struct rans {
+	uint64_t sum;  /* block_hash() summed over the reads; fio: io_bytes */
+	size_t shorts; /* reads that returned other than BLOCK (not summed) */
+};
 
 struct reads {
 	/* The file. */
@@ -414,6 +495,9 @@ struct reads {
 	uint32_t *blk; /* n block indices */
 	size_t n;
 	unsigned qd;
+	/* The expected answers: the checksum of the first n / 4 reads (the
+	 * warm-up runs read those) and of all n. */
+	uint64_t want_warm, want_all;
 	unsigned char *bufs; /* max(qd, 2) blocks, page aligned */
 	/* fio: why it did not run, once. */
 	bool fio_off;
@@ -454,6 +538,38 @@ static inline bool block_ok(const unsigned char *b, uint64_t idx)
 	memcpy(&tag, b, sizeof(tag));
 	return tag == BLOCK_TAG + idx &&
 	       b[BLOCK - 1] == (unsigned char)((idx + BLOCK - 1) | 1);
+}
+
+/*
+ * The reads' checksum, one term per read: a hash of the block's offset and
+ * of one 8-byte word from each 64-byte line of the 4096 bytes that arrived,
+ * the word's place in its line moving from line to line and each word
+ * rotated by its line's number, so that a line in the wrong place shows.
+ * The terms are added (mod 2^64), so the order of completion does not
+ * matter. What a matching sum proves (but for a 64-bit collision): each
+ * read brought the bytes of the block at its own offset into the buffer
+ * it was summed from (word 0 is the block's tag, so even blocks whose
+ * filler bytes repeat, 256 apart, differ; a buffer summed too early holds
+ * another block), every read was counted once, none lost or doubled. It
+ * samples rather than sums all 512 words: 64 loads from a buffer the copy
+ * has just left in L1, some tens of ns against about a microsecond per
+ * read, the same for every system that reads into memory.
+ */
+static inline uint64_t block_hash(uint64_t off, const unsigned char *b)
+{
+	uint64_t h = off * 0x9e3779b97f4a7c15ull;
+
+	for (unsigned line = 0; line < BLOCK / 64; line++) {
+		uint64_t w;
+
+		memcpy(&w, b + line * 64 + (line % 8) * 8, sizeof(w));
+		h += line ? (w << line) | (w >> (64 - line)) : w;
+	}
+	/* splitmix64's finaliser: the offset and the words mixed into every
+	 * bit, so that errors in two reads do not cancel in the sum. */
+	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+	h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+	return h ^ (h >> 31);
 }
 
 /* Read the whole file once, sequentially, into the page cache. */
@@ -610,11 +726,12 @@ static OPAQUE void raw_prep(struct io_uring *ring, const struct reads *rd,
 	io_uring_sqe_set_data64(sqe, slot);
 }
 
-static double run_raw_reads(struct reads *rd, size_t n)
+static double run_raw_reads(struct reads *rd, size_t n, struct rans *ans)
 {
 	struct io_uring ring;
 	uint32_t *cur = calloc(rd->qd, sizeof(*cur));
 	size_t next = 0, done = 0;
+	uint64_t sum = 0;
 	int64_t t0, t1;
 	int err;
 
@@ -638,9 +755,11 @@ static double run_raw_reads(struct reads *rd, size_t n)
 		io_uring_for_each_cqe(&ring, head, cqe) {
 			unsigned s = (unsigned)cqe->user_data;
 
-			if (cqe->res != (int)BLOCK ||
-			    !block_ok(rd->bufs + (size_t)s * BLOCK, cur[s]))
-				wrong("raw read: short read or wrong block");
+			if (cqe->res == (int)BLOCK)
+				sum += block_hash((uint64_t)cur[s] * BLOCK,
+						  rd->bufs + (size_t)s * BLOCK);
+			else
+				ans->shorts++;
 			done++;
 			seen++;
 			if (next < n) {
@@ -651,6 +770,7 @@ static double run_raw_reads(struct reads *rd, size_t n)
 		io_uring_cq_advance(&ring, seen);
 	}
 	t1 = bench_now_ns();
+	ans->sum = sum;
 	io_uring_queue_exit(&ring);
 	free(cur);
 	return (double)(t1 - t0) / 1e9;
@@ -664,25 +784,28 @@ struct pread_arg {
 	const struct reads *rd;
 	size_t begin, end;
 	unsigned char *buf;
-	size_t bad;
+	struct rans ans;
 };
 
 static void *pread_thread(void *p)
 {
 	struct pread_arg *a = p;
 	const struct reads *rd = a->rd;
+	uint64_t sum = 0;
 
 	for (size_t i = a->begin; i < a->end; i++) {
-		uint32_t b = rd->blk[i];
+		uint64_t off = (uint64_t)rd->blk[i] * BLOCK;
 
-		if (pread(rd->fd, a->buf, BLOCK, (off_t)b * BLOCK) != BLOCK ||
-		    !block_ok(a->buf, b))
-			a->bad++;
+		if (pread(rd->fd, a->buf, BLOCK, (off_t)off) == BLOCK)
+			sum += block_hash(off, a->buf);
+		else
+			a->ans.shorts++;
 	}
+	a->ans.sum = sum;
 	return NULL;
 }
 
-static double run_pread_reads(struct reads *rd, size_t n)
+static double run_pread_reads(struct reads *rd, size_t n, struct rans *ans)
 {
 	struct pread_arg a[PREAD_THREADS];
 	pthread_t th[PREAD_THREADS];
@@ -692,16 +815,17 @@ static double run_pread_reads(struct reads *rd, size_t n)
 	for (unsigned t = 0; t < PREAD_THREADS; t++) {
 		a[t] = (struct pread_arg){ rd, n * t / PREAD_THREADS,
 					   n * (t + 1) / PREAD_THREADS,
-					   rd->bufs + (size_t)t * BLOCK, 0 };
+					   rd->bufs + (size_t)t * BLOCK, { 0, 0 } };
 		if (pthread_create(&th[t], NULL, pread_thread, &a[t]))
 			die("pthread_create", EAGAIN);
 	}
 	for (unsigned t = 0; t < PREAD_THREADS; t++)
 		pthread_join(th[t], NULL);
 	t1 = bench_now_ns();
-	for (unsigned t = 0; t < PREAD_THREADS; t++)
-		if (a[t].bad)
-			wrong("pread: short read or wrong block");
+	for (unsigned t = 0; t < PREAD_THREADS; t++) {
+		ans->sum += a[t].ans.sum;
+		ans->shorts += a[t].ans.shorts;
+	}
 	return (double)(t1 - t0) / 1e9;
 }
 
@@ -712,7 +836,7 @@ struct wread_arg {
 	struct weft_pool *pool;
 	size_t n;
 	unsigned idx;
-	size_t bad;
+	struct rans ans;
 };
 
 static int wread_task(void *p, void **result)
@@ -720,26 +844,31 @@ static int wread_task(void *p, void **result)
 	struct wread_arg *a = p;
 	const struct reads *rd = a->rd;
 	unsigned char *buf = rd->bufs + (size_t)a->idx * BLOCK;
+	uint64_t sum = 0;
 
 	(void)result;
 	for (size_t i = a->idx; i < a->n; i += rd->qd) {
 		struct weft_future *f;
-		uint32_t b = rd->blk[i];
+		uint64_t off = (uint64_t)rd->blk[i] * BLOCK;
 		int64_t r;
 		int err;
 
-		err = weft_io_read(a->pool, rd->fd, buf, BLOCK, (int64_t)b * BLOCK,
+		err = weft_io_read(a->pool, rd->fd, buf, BLOCK, (int64_t)off,
 				   WEFT_FOREVER, &f);
 		if (err)
 			return err;
 		r = weft_io_await(f);
-		if (r != (int64_t)BLOCK || !block_ok(buf, b))
-			a->bad++;
+		if (r == (int64_t)BLOCK)
+			sum += block_hash(off, buf);
+		else
+			a->ans.shorts++;
 	}
+	a->ans.sum = sum;
 	return 0;
 }
 
-static double run_weft_tasks_reads(struct reads *rd, size_t n)
+static double run_weft_tasks_reads(struct reads *rd, size_t n,
+				   struct rans *ans)
 {
 	struct weft_pool *p = pool();
 	struct wread_arg *a = calloc(rd->qd, sizeof(*a));
@@ -751,7 +880,7 @@ static double run_weft_tasks_reads(struct reads *rd, size_t n)
 		die("calloc", ENOMEM);
 	t0 = bench_now_ns();
 	for (unsigned t = 0; t < rd->qd; t++) {
-		a[t] = (struct wread_arg){ rd, p, n, t, 0 };
+		a[t] = (struct wread_arg){ rd, p, n, t, { 0, 0 } };
 		err = weft_submit(p, wread_task, &a[t], &f[t]);
 		if (err)
 			die("weft_submit", err);
@@ -764,8 +893,8 @@ static double run_weft_tasks_reads(struct reads *rd, size_t n)
 	t1 = bench_now_ns();
 	for (unsigned t = 0; t < rd->qd; t++) {
 		weft_future_unref(f[t]);
-		if (a[t].bad)
-			wrong("weft_io_read: short read or wrong block");
+		ans->sum += a[t].ans.sum;
+		ans->shorts += a[t].ans.shorts;
 	}
 	free(a);
 	free(f);
@@ -774,12 +903,14 @@ static double run_weft_tasks_reads(struct reads *rd, size_t n)
 
 /* -- reads_weft_thread -- */
 
-static double run_weft_thread_reads(struct reads *rd, size_t n)
+static double run_weft_thread_reads(struct reads *rd, size_t n,
+				    struct rans *ans)
 {
 	struct weft_pool *p = pool();
 	struct weft_future **f = calloc(rd->qd, sizeof(*f));
 	uint32_t *cur = calloc(rd->qd, sizeof(*cur));
 	size_t next = 0, done = 0;
+	uint64_t sum = 0;
 	int64_t t0, t1;
 	int err;
 
@@ -798,8 +929,10 @@ static double run_weft_thread_reads(struct reads *rd, size_t n)
 		unsigned char *buf = rd->bufs + (size_t)s * BLOCK;
 		int64_t r = weft_io_await(f[s]);
 
-		if (r != (int64_t)BLOCK || !block_ok(buf, cur[s]))
-			wrong("weft_io_read: short read or wrong block");
+		if (r == (int64_t)BLOCK)
+			sum += block_hash((uint64_t)cur[s] * BLOCK, buf);
+		else
+			ans->shorts++;
 		done++;
 		if (next < n) {
 			cur[s] = rd->blk[next++];
@@ -811,6 +944,7 @@ static double run_weft_thread_reads(struct reads *rd, size_t n)
 		}
 	}
 	t1 = bench_now_ns();
+	ans->sum = sum;
 	free(f);
 	free(cur);
 	return (double)(t1 - t0) / 1e9;
@@ -822,40 +956,45 @@ static double run_weft_thread_reads(struct reads *rd, size_t n)
  * processes": reported beside that figure. */
 static int64_t fio_cpu_ns;
 
-/* jobs[0].read.iops of fio's JSON output, or -1. The key "iops" with its
- * quotes never matches "iops_min", "iops_mean", ... */
-static double fio_json_read_iops(const char *s)
+/* The value of jobs[0].read.<@key> (@key with its quotes) in fio's JSON
+ * output, or NULL. The quotes keep "iops" from matching "iops_min", ...;
+ * both keys asked for come before the next object in "read". */
+static const char *fio_json_read(const char *s, const char *key)
 {
 	const char *p = strstr(s, "\"jobs\"");
 
 	if (p)
 		p = strstr(p, "\"read\"");
-	for (p = p ? strstr(p, "\"iops\"") : NULL; p; p = strstr(p + 1, "\"iops\"")) {
-		const char *q = p + strlen("\"iops\"");
+	for (p = p ? strstr(p, key) : NULL; p; p = strstr(p + 1, key)) {
+		const char *q = p + strlen(key);
 
 		while (*q == ' ' || *q == '\t')
 			q++;
 		if (*q == ':')
-			return strtod(q + 1, NULL);
+			return q + 1;
 	}
-	return -1;
+	return NULL;
 }
 
 /*
- * Run fio on the file; its IOPS, or -1 with the reason printed (once). The
- * same queue depth and number of reads as the other variants; random
- * offsets of its own (norandommap: with repeats, as ours). The batch
- * options are research/iouring.md's page-cache recipe: submit up to QD at
- * once, reap as soon as one has completed, as the raw loop does.
+ * Run fio on the file; its IOPS, or -1 with the reason printed (once), and
+ * the bytes it read in ans->sum. The same queue depth and number of reads
+ * as the other variants; random offsets of its own (norandommap: with
+ * repeats, as ours). --number_ios alone stops fio early but never extends
+ * it past --size (the file: fewer reads than n), so --io_size asks for
+ * n * 4096 bytes. The batch options are research/iouring.md's page-cache
+ * recipe: submit up to QD at once, reap as soon as one has completed, as
+ * the raw loop does.
  */
-static double run_fio(struct reads *rd, size_t n)
+static double run_fio(struct reads *rd, size_t n, struct rans *ans)
 {
 	char a_file[PATH_MAX + 16], a_size[48], a_qd[32], a_qdb[48], a_n[48];
+	char a_io[48];
 	char *argv[] = {
 		"fio", "--name=bench_io", a_file, "--rw=randread", "--bs=4k",
 		a_size, "--direct=0", "--invalidate=0", "--fadvise_hint=0",
 		"--ioengine=io_uring", a_qd, a_qdb,
-		"--iodepth_batch_complete_min=1", a_n, "--norandommap",
+		"--iodepth_batch_complete_min=1", a_n, a_io, "--norandommap",
 		"--randrepeat=0", "--allow_file_create=0",
 		"--output-format=json", NULL,
 	};
@@ -864,6 +1003,7 @@ static double run_fio(struct reads *rd, size_t n)
 	char *out = NULL;
 	size_t len = 0, cap = 0;
 	int pipefd[2], status, err;
+	const char *v;
 	double iops;
 	pid_t pid;
 
@@ -879,6 +1019,8 @@ static double run_fio(struct reads *rd, size_t n)
 	snprintf(a_qd, sizeof(a_qd), "--iodepth=%u", rd->qd);
 	snprintf(a_qdb, sizeof(a_qdb), "--iodepth_batch_submit=%u", rd->qd);
 	snprintf(a_n, sizeof(a_n), "--number_ios=%zu", n);
+	snprintf(a_io, sizeof(a_io), "--io_size=%llu",
+		 (unsigned long long)n * BLOCK);
 
 	if (pipe2(pipefd, O_CLOEXEC))
 		die("pipe2", errno);
@@ -919,7 +1061,10 @@ static double run_fio(struct reads *rd, size_t n)
 	}
 	fio_cpu_ns += (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
 		      (int64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
-	iops = fio_json_read_iops(out);
+	v = fio_json_read(out, "\"iops\"");
+	iops = v ? strtod(v, NULL) : -1;
+	v = fio_json_read(out, "\"io_bytes\"");
+	ans->sum = v ? strtoull(v, NULL, 10) : 0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) || iops <= 0) {
 		printf("fio: skipped (it failed: status %d, %s)\n", status,
 		       iops <= 0 ? "no read IOPS in its output" : "");
@@ -930,34 +1075,36 @@ static double run_fio(struct reads *rd, size_t n)
 	return iops;
 }
 
-/* Runs variant @v once; reads/s, and the process CPU ns per read in *cpu
- * (-1 for fio: another process). */
-static double reads_once(struct reads *rd, enum rvar v, size_t n, double *cpu)
+/* Runs variant @v once; reads/s, the process CPU ns per read in *cpu (-1
+ * for fio: another process), and the run's answer in *ans. */
+static double reads_once(struct reads *rd, enum rvar v, size_t n, double *cpu,
+			 struct rans *ans)
 {
 	int64_t c0;
 	double s = 0;
 
+	*ans = (struct rans){ 0, 0 };
 	ensure_cached(rd);
 	c0 = bench_cpu_ns();
 	switch (v) {
 	case R_RAW:
-		s = run_raw_reads(rd, n);
+		s = run_raw_reads(rd, n, ans);
 		break;
 	case R_FIO: {
-		double iops = run_fio(rd, n);
+		double iops = run_fio(rd, n, ans);
 
 		*cpu = -1;
 		bench_sleep_ms(10);
 		return iops;
 	}
 	case R_PREAD:
-		s = run_pread_reads(rd, n);
+		s = run_pread_reads(rd, n, ans);
 		break;
 	case R_WEFT_TASKS:
-		s = run_weft_tasks_reads(rd, n);
+		s = run_weft_tasks_reads(rd, n, ans);
 		break;
 	case R_WEFT_THREAD:
-		s = run_weft_thread_reads(rd, n);
+		s = run_weft_thread_reads(rd, n, ans);
 		break;
 	default:
 		abort();
@@ -976,12 +1123,14 @@ static double reads_once(struct reads *rd, enum rvar v, size_t n, double *cpu)
 static void reads_prepare(struct reads *rd, const struct bench_opts *o,
 			  const struct io_opts *io)
 {
-	uint64_t seed = 0x5eed;
+	uint64_t seed = 0x5eed, sum = 0;
+	int64_t t0;
 
-	rd->size = io->size ? io->size : (o->quick ? 256ull << 20 : 1ull << 30);
+	rd->size = io->size ? io->size :
+		   o->tiny ? 16ull << 20 : o->quick ? 256ull << 20 : 1ull << 30;
 	rd->nblocks = rd->size / BLOCK;
 	rd->qd = io->qd;
-	rd->n = o->quick ? 200000 : 1000000;
+	rd->n = o->tiny ? 4000 : o->quick ? 200000 : 1000000;
 	rd->blk = malloc(rd->n * sizeof(*rd->blk));
 	rd->bufs = aligned_alloc(4096, (size_t)(rd->qd < 2 ? 2 : rd->qd) * BLOCK);
 	if (!rd->blk || !rd->bufs)
@@ -989,38 +1138,105 @@ static void reads_prepare(struct reads *rd, const struct bench_opts *o,
 	for (size_t i = 0; i < rd->n; i++)
 		rd->blk[i] = (uint32_t)(rnd_next(&seed) % rd->nblocks);
 	file_setup(rd, io);
+
+	/* The expected answers, from the file itself: the same blocks, read
+	 * one at a time with plain pread() and checked to be the blocks this
+	 * program wrote (tag and filler), before anything is timed. */
+	t0 = bench_now_ns();
+	for (size_t i = 0; i < rd->n; i++) {
+		uint64_t off = (uint64_t)rd->blk[i] * BLOCK;
+
+		if (i == rd->n / 4)
+			rd->want_warm = sum;
+		if (pread(rd->fd, rd->bufs, BLOCK, (off_t)off) != BLOCK)
+			die("reading the expected blocks", errno ? errno : EIO);
+		if (!block_ok(rd->bufs, rd->blk[i])) {
+			fprintf(stderr, NAME ": %s: block %" PRIu32 " is not what this program wrote\n",
+				rd->path, rd->blk[i]);
+			exit(1);
+		}
+		sum += block_hash(off, rd->bufs);
+	}
+	rd->want_all = sum;
+	printf("expected checksum of the %zu reads: %016" PRIx64 " (%.2f s)\n",
+	       rd->n, rd->want_all, (double)(bench_now_ns() - t0) / 1e9);
+}
+
+/*
+ * Check one run's answer against the expected one for @n reads: the
+ * checksum of those reads, fio's n * 4096 bytes; no short read either.
+ * Keeps the first wrong answer of each variant (else the last) as text.
+ */
+static void reads_check(const struct reads *rd, enum rvar v, size_t n,
+			const struct rans *ans, bool *ok, char *text,
+			size_t tlen)
+{
+	uint64_t want = v == R_FIO ? (uint64_t)n * BLOCK :
+			n == rd->n ? rd->want_all : rd->want_warm;
+	char got[64], exp[64], run[48];
+	bool right;
+
+	if (v == R_FIO) {
+		snprintf(got, sizeof(got), "%" PRIu64, ans->sum);
+		snprintf(exp, sizeof(exp), "%" PRIu64 " bytes", want);
+	} else if (ans->shorts) {
+		snprintf(got, sizeof(got), "%016" PRIx64 " with %zu short reads",
+			 ans->sum, ans->shorts);
+		snprintf(exp, sizeof(exp), "%016" PRIx64, want);
+	} else {
+		snprintf(got, sizeof(got), "%016" PRIx64, ans->sum);
+		snprintf(exp, sizeof(exp), "%016" PRIx64, want);
+	}
+	right = ans->sum == want && !ans->shorts;
+	snprintf(run, sizeof(run), "%zu reads", n);
+	if (*ok)
+		snprintf(text, tlen, "%s", got);
+	*ok &= check_answer(rvar_name[v], run, right, got, exp);
 }
 
 static void section_reads(const struct bench_opts *o, struct reads *rd)
 {
 	struct bench_series rate[NRVARS] = { 0 }, cpu[NRVARS] = { 0 };
+	struct bench_series secs[NRVARS] = { 0 };
 	struct bench_series r_raw, r_fio;
-	unsigned rounds = bench_rounds(o, 3, 7);
-	bool sel[NRVARS];
+	unsigned rounds = io_rounds(o);
+	bool sel[NRVARS], ok[NRVARS];
+	char answer[NRVARS][64] = { { 0 } }, size[64];
 
-	for (unsigned v = 0; v < NRVARS; v++)
+	for (unsigned v = 0; v < NRVARS; v++) {
 		sel[v] = bench_selected(o, rvar_name[v]);
+		ok[v] = true;
+	}
 	printf("\n== reads: %zu random 4 KiB reads of a page-cached file, QD %u, %u rounds\n",
 	       rd->n, rd->qd, rounds);
 
 	/* Warm-up: the io thread, the pool's fibers, the allocators. */
 	for (unsigned v = 0; v < NRVARS; v++) {
+		struct rans a;
 		double c;
 
-		if (sel[v] && v != R_FIO)
-			reads_once(rd, (enum rvar)v, rd->n / 4, &c);
+		if (!sel[v] || v == R_FIO)
+			continue;
+		reads_once(rd, (enum rvar)v, rd->n / 4, &c, &a);
+		reads_check(rd, (enum rvar)v, rd->n / 4, &a, &ok[v], answer[v],
+			    sizeof(answer[v]));
 	}
 	for (unsigned r = 0; r < rounds; r++) {
 		for (unsigned j = 0; j < NRVARS; j++) {
 			enum rvar v = (enum rvar)((j + r) % NRVARS);
+			struct rans a;
 			double c, x;
 
 			if (!sel[v] || (v == R_FIO && rd->fio_off))
 				continue;
-			x = reads_once(rd, v, rd->n, &c);
+			x = reads_once(rd, v, rd->n, &c, &a);
 			if (x <= 0)
 				continue;
+			reads_check(rd, v, rd->n, &a, &ok[v], answer[v],
+				    sizeof(answer[v]));
 			bench_series_add(&rate[v], x);
+			/* The report's figure: the time of the n reads. */
+			bench_series_add(&secs[v], (double)rd->n / x);
 			if (c >= 0)
 				bench_series_add(&cpu[v], c);
 		}
@@ -1077,6 +1293,15 @@ static void section_reads(const struct bench_opts *o, struct reads *rd)
 		bench_target(o, "reads_weft_tasks_vs_fio_ge_1", m, m >= 1,
 			     "reads: weft tasks / fio io_uring >= 1x", meas);
 	}
+
+	snprintf(size, sizeof(size), "4KiB QD%u %zu reads", rd->qd, rd->n);
+	report_row(o, "reads", size, rvar_system[R_WEFT_TASKS],
+		   &secs[R_WEFT_TASKS], NULL, answer[R_WEFT_TASKS],
+		   ok[R_WEFT_TASKS]);
+	for (unsigned v = 0; v < NRVARS; v++)
+		if (v != R_WEFT_TASKS)
+			report_row(o, "reads", size, rvar_system[v], &secs[v],
+				   &secs[R_WEFT_TASKS], answer[v], ok[v]);
 	file_teardown(rd);
 	free(rd->blk);
 	free(rd->bufs);
@@ -1099,6 +1324,11 @@ static const char *const nvar_text[NNVARS] = {
 	"raw ring, idle pauses", "weft task, idle", "weft thread, idle",
 };
 
+/* The busy variants' names in the report (weft's main row is the task's). */
+static const char *const nvar_system[NNVARS] = {
+	"liburing", "weft", "weft_thread", NULL, NULL, NULL,
+};
+
 struct nop_loop {
 	struct weft_pool *pool;
 	struct io_uring *ring; /* the raw variants */
@@ -1106,10 +1336,18 @@ struct nop_loop {
 	unsigned warm, n;
 	const uint32_t *pause_us; /* warm + n, when idle */
 	int64_t *ns;		  /* n */
+	/* Out: the wall time of the n timed round trips, from the first's
+	 * start to the last's end; how many of them completed with result 0
+	 * (the answer), and how many of all warm + n did not. */
+	int64_t run_ns;
+	unsigned zeros, nonzero;
 };
 
 static OPAQUE int raw_nop_loop(struct nop_loop *l)
 {
+	int64_t start = 0;
+
+	l->zeros = l->nonzero = 0;
 	for (unsigned i = 0; i < l->warm + l->n; i++) {
 		struct io_uring_sqe *sqe;
 		struct io_uring_cqe *cqe;
@@ -1132,16 +1370,25 @@ static OPAQUE int raw_nop_loop(struct nop_loop *l)
 		res = cqe->res;
 		io_uring_cqe_seen(l->ring, cqe);
 		t1 = bench_now_ns();
+		/* A completion's result is the answer, not a failure: counted. */
 		if (res)
-			return res < 0 ? res : -EPROTO;
-		if (i >= l->warm)
+			l->nonzero++;
+		if (i == l->warm)
+			start = t0;
+		if (i >= l->warm) {
 			l->ns[i - l->warm] = t1 - t0;
+			l->zeros += !res;
+			l->run_ns = t1 - start;
+		}
 	}
 	return 0;
 }
 
 static OPAQUE int weft_nop_loop(struct nop_loop *l)
 {
+	int64_t start = 0;
+
+	l->zeros = l->nonzero = 0;
 	for (unsigned i = 0; i < l->warm + l->n; i++) {
 		struct weft_future *f;
 		int64_t t0, t1, r;
@@ -1156,9 +1403,14 @@ static OPAQUE int weft_nop_loop(struct nop_loop *l)
 		r = weft_io_await(f);
 		t1 = bench_now_ns();
 		if (r)
-			return r < 0 ? (int)r : -EPROTO;
-		if (i >= l->warm)
+			l->nonzero++;
+		if (i == l->warm)
+			start = t0;
+		if (i >= l->warm) {
 			l->ns[i - l->warm] = t1 - t0;
+			l->zeros += !r;
+			l->run_ns = t1 - start;
+		}
 	}
 	return 0;
 }
@@ -1194,8 +1446,10 @@ static int nop_bg_task(void *p, void **result)
 	return 0;
 }
 
-/* Runs variant @v once: p50 and p99 in ns. */
-static void nop_once(enum nvar v, struct nop_loop *l, double *p50, double *p99)
+/* Runs variant @v once: p50 and p99 in ns, and *secs: the wall time of the
+ * n round trips. The answer (l->zeros, l->nonzero) is left in @l. */
+static void nop_once(enum nvar v, struct nop_loop *l, double *p50, double *p99,
+		     double *secs)
 {
 	struct nop_bg bg = { 0 };
 	struct weft_future *bgf = NULL, *f;
@@ -1237,29 +1491,53 @@ static void nop_once(enum nvar v, struct nop_loop *l, double *p50, double *p99)
 	qsort(l->ns, l->n, sizeof(*l->ns), cmp_i64);
 	*p50 = (double)l->ns[l->n / 2];
 	*p99 = (double)l->ns[(size_t)l->n * 99 / 100];
+	*secs = (double)l->run_ns / 1e9;
 	bench_sleep_ms(10);
+}
+
+/* Check one run's answer: every one of the n round trips completed with
+ * result 0 (and none of the warm-up's failed). Keeps the first wrong answer
+ * of each variant (else the last) as text. */
+static void nop_check(enum nvar v, const struct nop_loop *l, const char *run,
+		      bool *ok, char *text, size_t tlen)
+{
+	char got[64], want[32];
+	bool right = l->zeros == l->n && !l->nonzero;
+
+	if (l->nonzero)
+		snprintf(got, sizeof(got), "%u (%u non-zero results)", l->zeros,
+			 l->nonzero);
+	else
+		snprintf(got, sizeof(got), "%u", l->zeros);
+	snprintf(want, sizeof(want), "%u", l->n);
+	if (*ok)
+		snprintf(text, tlen, "%s", got);
+	*ok &= check_answer(nvar_name[v], run, right, got, want);
 }
 
 static void section_nop(const struct bench_opts *o)
 {
 	struct bench_series p50[NNVARS] = { 0 }, p99[NNVARS] = { 0 };
+	struct bench_series secs[NNVARS] = { 0 };
 	struct bench_series r50, r99;
 	struct io_uring ring;
 	struct nop_loop busy = { 0 }, idle = { 0 };
-	unsigned rounds = bench_rounds(o, 3, 7);
+	unsigned rounds = io_rounds(o);
 	uint32_t pause_lo = 100, pause_hi = o->quick ? 500 : 1000;
 	uint64_t seed = 0x1d1e;
-	bool sel[NNVARS], any_raw = false;
+	bool sel[NNVARS], ok[NNVARS], any_raw = false;
+	char answer[NNVARS][64] = { { 0 } }, size[48];
 	int err;
 
 	for (unsigned v = 0; v < NNVARS; v++) {
 		sel[v] = bench_selected(o, nvar_name[v]);
+		ok[v] = true;
 		any_raw |= sel[v] && (v == N_RAW_BUSY || v == N_RAW_IDLE);
 	}
-	busy.n = o->quick ? 20000 : 200000;
-	busy.warm = 1000;
-	idle.n = o->quick ? 400 : 4000;
-	idle.warm = 10;
+	busy.n = o->tiny ? 300 : o->quick ? 20000 : 200000;
+	busy.warm = o->tiny ? 50 : 1000;
+	idle.n = o->tiny ? 40 : o->quick ? 400 : 4000;
+	idle.warm = o->tiny ? 4 : 10;
 	busy.ns = malloc(busy.n * sizeof(*busy.ns));
 	idle.ns = malloc(idle.n * sizeof(*idle.ns));
 	idle.pause_us = malloc((idle.warm + idle.n) * sizeof(uint32_t));
@@ -1278,21 +1556,29 @@ static void section_nop(const struct bench_opts *o)
 	printf("\n== nop: one weft_io_nop + await at a time; busy %u, idle %u per run (pauses %u..%u us), %u rounds\n",
 	       busy.n, idle.n, pause_lo, pause_hi, rounds);
 	for (unsigned v = 0; v < NNVARS; v++) {
-		double a, b;
+		struct nop_loop *l = v >= N_RAW_IDLE ? &idle : &busy;
+		double a, b, t;
 
-		if (sel[v])
-			nop_once((enum nvar)v, v >= N_RAW_IDLE ? &idle : &busy, &a, &b);
+		if (!sel[v])
+			continue;
+		nop_once((enum nvar)v, l, &a, &b, &t);
+		nop_check((enum nvar)v, l, "warm-up", &ok[v], answer[v],
+			  sizeof(answer[v]));
 	}
 	for (unsigned r = 0; r < rounds; r++) {
 		for (unsigned j = 0; j < NNVARS; j++) {
 			enum nvar v = (enum nvar)((j + r) % NNVARS);
-			double a, b;
+			struct nop_loop *l = v >= N_RAW_IDLE ? &idle : &busy;
+			double a, b, t;
 
 			if (!sel[v])
 				continue;
-			nop_once(v, v >= N_RAW_IDLE ? &idle : &busy, &a, &b);
+			nop_once(v, l, &a, &b, &t);
+			nop_check(v, l, "timed", &ok[v], answer[v],
+				  sizeof(answer[v]));
 			bench_series_add(&p50[v], a);
 			bench_series_add(&p99[v], b);
+			bench_series_add(&secs[v], t);
 		}
 	}
 
@@ -1338,6 +1624,16 @@ static void section_nop(const struct bench_opts *o)
 			 limit);
 		bench_target(o, metric, m, m <= limit, text, meas);
 	}
+
+	/* The report: the busy variants, n round trips back to back (the
+	 * idle ones time mostly their pauses). */
+	snprintf(size, sizeof(size), "%u round trips", busy.n);
+	report_row(o, "nop", size, nvar_system[N_TASK_BUSY], &secs[N_TASK_BUSY],
+		   NULL, answer[N_TASK_BUSY], ok[N_TASK_BUSY]);
+	for (unsigned v = N_RAW_BUSY; v <= N_THREAD_BUSY; v++)
+		if (v != N_TASK_BUSY)
+			report_row(o, "nop", size, nvar_system[v], &secs[v],
+				   &secs[N_TASK_BUSY], answer[v], ok[v]);
 	if (any_raw)
 		io_uring_queue_exit(&ring);
 	free(busy.ns);
@@ -1353,6 +1649,7 @@ static const char *const evar_name[NEVARS] = { "echo_epoll", "echo_weft" };
 static const char *const evar_text[NEVARS] = {
 	"epoll, 1 thread", "weft, task per connection",
 };
+static const char *const evar_system[NEVARS] = { "epoll", "weft" };
 
 static void set_nodelay(int fd)
 {
@@ -1680,6 +1977,10 @@ struct client {
 	unsigned conns, msg;
 	struct c_conn *c;
 	int epfd;
+	/* The answer: bytes of the replies found equal to their messages, and
+	 * the replies that differed (counted, so that the run goes on). */
+	uint64_t verified;
+	unsigned differed;
 };
 
 static void c_send(struct client *cl, struct c_conn *c)
@@ -1740,7 +2041,9 @@ static void c_exchange(struct client *cl, unsigned per_conn)
 			if (c->got < cl->msg)
 				continue;
 			if (memcmp(c->in, c->out, cl->msg))
-				wrong("echo: the reply differs from the message");
+				cl->differed++;
+			else
+				cl->verified += cl->msg;
 			c->got = 0;
 			if (--c->left == 0)
 				active--;
@@ -1750,9 +2053,11 @@ static void c_exchange(struct client *cl, unsigned per_conn)
 	}
 }
 
-/* One run against the server on @port: requests/s, CPU ns per request. */
+/* One run against the server on @port: requests/s, CPU ns per request,
+ * and the seconds of the timed part in *secs. The answer is left in @cl:
+ * verified counts the timed part's bytes, differed the whole run's. */
 static double echo_once(struct client *cl, uint16_t port, atomic_int *live,
-			unsigned per_conn, double *cpu)
+			unsigned per_conn, double *cpu, double *secs)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	int64_t t0, t1, c0, deadline;
@@ -1778,7 +2083,9 @@ static double echo_once(struct client *cl, uint16_t port, atomic_int *live,
 			die("fcntl/epoll_ctl", errno);
 	}
 	/* Every connection accepted and served once before the clock. */
+	cl->differed = 0;
 	c_exchange(cl, 1);
+	cl->verified = 0;
 	t0 = bench_now_ns();
 	c0 = bench_cpu_ns();
 	c_exchange(cl, per_conn);
@@ -1795,24 +2102,55 @@ static double echo_once(struct client *cl, uint16_t port, atomic_int *live,
 		sleep_us(200);
 	}
 	bench_sleep_ms(10);
-	return (double)per_conn * cl->conns / ((double)(t1 - t0) / 1e9);
+	*secs = (double)(t1 - t0) / 1e9;
+	return (double)per_conn * cl->conns / *secs;
+}
+
+/* Check one run's answer: every byte of the @per_conn messages on each
+ * connection came back as sent, and no reply differed. Keeps the first
+ * wrong answer of each variant (else the last) as text. */
+static void echo_check(enum evar v, const struct client *cl,
+		       unsigned per_conn, const char *run, bool *ok, char *text,
+		       size_t tlen)
+{
+	uint64_t want = (uint64_t)cl->conns * per_conn * cl->msg;
+	char got[64], exp[32];
+	bool right = cl->verified == want && !cl->differed;
+
+	if (cl->differed)
+		snprintf(got, sizeof(got), "%" PRIu64 " (%u replies differed)",
+			 cl->verified, cl->differed);
+	else
+		snprintf(got, sizeof(got), "%" PRIu64, cl->verified);
+	snprintf(exp, sizeof(exp), "%" PRIu64, want);
+	if (*ok)
+		snprintf(text, tlen, "%s", got);
+	*ok &= check_answer(evar_name[v], run, right, got, exp);
 }
 
 static void section_echo(const struct bench_opts *o, const struct io_opts *io)
 {
 	struct bench_series rate[NEVARS] = { 0 }, cpu[NEVARS] = { 0 }, ratio;
+	struct bench_series secs[NEVARS] = { 0 };
 	struct ep_server eps = { 0 };
 	struct w_server ws = { 0 };
 	struct client cl = { 0 };
-	unsigned rounds = bench_rounds(o, 3, 7);
+	unsigned rounds = io_rounds(o);
 	unsigned total = o->quick ? 32000 : 320000, per_conn;
-	bool sel[NEVARS];
+	bool sel[NEVARS], ok[NEVARS];
+	char answer[NEVARS][64] = { { 0 } }, size[64];
 
-	for (unsigned v = 0; v < NEVARS; v++)
+	for (unsigned v = 0; v < NEVARS; v++) {
 		sel[v] = bench_selected(o, evar_name[v]);
-	cl.conns = io->conns;
+		ok[v] = true;
+	}
+	/* --tiny: 4 connections (unless --conns) x 50 messages. */
+	cl.conns = o->tiny && !io->conns_given ? 4 : io->conns;
 	cl.msg = io->msg;
-	per_conn = total / cl.conns ? total / cl.conns : 1;
+	if (o->tiny)
+		per_conn = 50;
+	else
+		per_conn = total / cl.conns ? total / cl.conns : 1;
 	cl.c = calloc(cl.conns, sizeof(*cl.c));
 	if (!cl.c)
 		die("calloc", ENOMEM);
@@ -1824,28 +2162,33 @@ static void section_echo(const struct bench_opts *o, const struct io_opts *io)
 		w_server_start(&ws);
 
 	for (unsigned v = 0; v < NEVARS; v++) {
-		double c;
+		double c, t;
 
 		if (!sel[v])
 			continue;
 		if (v == E_EPOLL)
-			echo_once(&cl, eps.port, &eps.live, per_conn / 4 + 1, &c);
+			echo_once(&cl, eps.port, &eps.live, per_conn / 4 + 1, &c, &t);
 		else
-			echo_once(&cl, ws.port, &ws.live, per_conn / 4 + 1, &c);
+			echo_once(&cl, ws.port, &ws.live, per_conn / 4 + 1, &c, &t);
+		echo_check((enum evar)v, &cl, per_conn / 4 + 1, "warm-up", &ok[v],
+			   answer[v], sizeof(answer[v]));
 	}
 	for (unsigned r = 0; r < rounds; r++) {
 		for (unsigned j = 0; j < NEVARS; j++) {
 			enum evar v = (enum evar)((j + r) % NEVARS);
-			double c, x;
+			double c, x, t;
 
 			if (!sel[v])
 				continue;
 			if (v == E_EPOLL)
-				x = echo_once(&cl, eps.port, &eps.live, per_conn, &c);
+				x = echo_once(&cl, eps.port, &eps.live, per_conn, &c, &t);
 			else
-				x = echo_once(&cl, ws.port, &ws.live, per_conn, &c);
+				x = echo_once(&cl, ws.port, &ws.live, per_conn, &c, &t);
+			echo_check(v, &cl, per_conn, "timed", &ok[v], answer[v],
+				   sizeof(answer[v]));
 			bench_series_add(&rate[v], x);
 			bench_series_add(&cpu[v], c);
+			bench_series_add(&secs[v], t);
 		}
 	}
 	if (sel[E_EPOLL])
@@ -1881,6 +2224,13 @@ static void section_echo(const struct bench_opts *o, const struct io_opts *io)
 		bench_target(o, "echo_weft_vs_epoll_ge_1", m, m >= 1,
 			     "echo: weft / epoll >= 1x", meas);
 	}
+
+	snprintf(size, sizeof(size), "%u conns x %u reqs of %u bytes", cl.conns,
+		 per_conn, cl.msg);
+	report_row(o, "echo", size, evar_system[E_WEFT], &secs[E_WEFT], NULL,
+		   answer[E_WEFT], ok[E_WEFT]);
+	report_row(o, "echo", size, evar_system[E_EPOLL], &secs[E_EPOLL],
+		   &secs[E_WEFT], answer[E_EPOLL], ok[E_EPOLL]);
 	free(cl.c);
 }
 
@@ -1893,6 +2243,29 @@ static bool any_selected(const struct bench_opts *o, const char *const *names,
 		if (bench_selected(o, names[i]))
 			return true;
 	return false;
+}
+
+/*
+ * The raw ring baselines need io_uring. Where the kernel refuses it (built
+ * without it, kernel.io_uring_disabled, a seccomp filter, a memlock limit
+ * too small for the rings of old kernels) there is nothing to compare weft
+ * with: exit 77, "cannot run", rather than 1 from the first baseline.
+ */
+static void need_io_uring(void)
+{
+	struct io_uring ring;
+	int err = ring_init(&ring, 8);
+
+	if (!err) {
+		io_uring_queue_exit(&ring);
+		return;
+	}
+	if (err == -ENOSYS || err == -EPERM || err == -EACCES || err == -ENOMEM) {
+		printf(NAME ": io_uring is refused here (%s): the raw ring baselines cannot run\n",
+		       strerror(-err));
+		exit(77);
+	}
+	die("io_uring_queue_init", err);
 }
 
 int main(int argc, char **argv)
@@ -1916,7 +2289,11 @@ int main(int argc, char **argv)
 
 	do_reads = any_selected(&o, rvar_name, NRVARS);
 	printf("bench_io: page-cached reads, nop round trip, TCP echo; %u workers, QD %u%s\n",
-	       o.workers, io.qd, o.quick ? " (quick)" : "");
+	       o.workers, io.qd, o.tiny ? " (tiny)" : o.quick ? " (quick)" : "");
+	if (bench_selected(&o, rvar_name[R_RAW]) ||
+	    bench_selected(&o, nvar_name[N_RAW_BUSY]) ||
+	    bench_selected(&o, nvar_name[N_RAW_IDLE]))
+		need_io_uring();
 	if (do_reads)
 		reads_prepare(&rd, &o, &io);
 	bench_load_begin(&load);
@@ -1933,5 +2310,9 @@ int main(int argc, char **argv)
 		       (double)fio_cpu_ns / (double)(bench_now_ns() - load.wall_ns));
 	if (the_pool)
 		weft_pool_destroy(the_pool);
+	if (any_wrong) {
+		fprintf(stderr, NAME ": some answers were wrong (above)\n");
+		return 1;
+	}
 	return 0;
 }
