@@ -309,6 +309,32 @@ def chart_scaling(rows, out_dir, title):
     return svg if gnuplot("\n".join(lines) + "\n", svg) else None
 
 
+def load_lines(results):
+    """What bench_load_end() recorded: the CPUs other processes used while
+    each program ran (variant "env" rows of the --csv file)."""
+    load = OrderedDict()
+    try:
+        with open(results, newline="") as f:
+            for r in csv.DictReader(f):
+                if r["variant"] == "env":
+                    load.setdefault(r["benchmark"], {})[r["metric"]] = float(r["value"])
+    except (OSError, KeyError, ValueError):
+        return []
+    if not load:
+        return []
+    busy = [p for p, m in load.items()
+            if m.get("other_processes_cpus", 0) + m.get("stolen_cpus", 0) > 0.25]
+    out = ["Load while the programs ran (CPUs used by other processes, "
+           "stolen by the hypervisor): " +
+           ", ".join("%s %.2f/%.2f" % (p, m.get("other_processes_cpus", 0),
+                                       m.get("stolen_cpus", 0))
+                     for p, m in load.items())]
+    if busy:
+        out.append("WARNING: the machine was busy during %s; those figures "
+                   "are unreliable (rerun on an idle machine)" % ", ".join(busy))
+    return out
+
+
 def check(rows, expect):
     """Every answer right, and every workload has weft and its peers."""
     errors = []
@@ -339,6 +365,8 @@ def main():
                     help="comma-separated optional peers the build has "
                          "(openmp,tbb,libuv,fio,io)")
     ap.add_argument("--no-charts", action="store_true")
+    ap.add_argument("--results",
+                    help="the programs' --csv rows, for the machine's load")
     args = ap.parse_args()
 
     rows = read_rows(args.csv)
@@ -352,6 +380,8 @@ def main():
             "weft's time (> 1: weft is faster), the median of interleaved "
             "rounds, with their min-max below; weft's own time per run in "
             "its column." % args.mode, "Machine: " + machine(), ""]
+    if args.results:
+        text += load_lines(args.results) + [""]
     for c in counts:
         for name, group in (("CPU", CPU_WORKLOADS), ("I/O", IO_WORKLOADS)):
             title = "%s workloads, %d worker%s:" % (name, c, "" if c == 1 else "s")
@@ -364,7 +394,9 @@ def main():
     with open(os.path.join(out_dir, "report.txt"), "w") as f:
         f.write("\n".join(text) + "\n")
     with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write("Machine: %s\n\n" % machine() + "\n".join(md) + "\n")
+        f.write("Machine: %s\n\n" % machine() +
+                ("\n".join(load_lines(args.results)) + "\n\n"
+                 if args.results else "") + "\n".join(md) + "\n")
 
     if not args.no_charts:
         if not shutil.which("gnuplot"):

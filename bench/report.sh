@@ -189,6 +189,7 @@ fi
 modename=${mode#--}
 # shellcheck disable=SC2086
 python3 "$here/report.py" "$csv" --out "$out" --mode "$modename" \
+	--results "$out/results.csv" \
 	$check ${expect:+--expect "$expect"} || status=1
 
 # Weft's own targets (each program prints MET or MISSED for its targets;
