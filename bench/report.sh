@@ -2,7 +2,7 @@
 # report.sh - the benchmark report: weft against the pools people use.
 #
 #   bench/report.sh                 quick sizes (under 3 minutes on 2 cores)
-#   bench/report.sh --full          the full sizes (about 10-15 minutes)
+#   bench/report.sh --full          the full sizes (about 7 minutes on 2 cores)
 #   bench/report.sh --tiny          tiny sizes, one round: checks answers only
 #   bench/report.sh --scaling [L]   the CPU workloads at 1..N workers (L: a
 #                                   list such as "1 2 4 8 16"; default every
