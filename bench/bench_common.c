@@ -332,6 +332,16 @@ void bench_report(const struct bench_opts *o, const char *workload,
 	fclose(f);
 }
 
+void bench_count_text(char *buf, size_t len, size_t n, const char *unit)
+{
+	if (n && n % 1000000 == 0)
+		snprintf(buf, len, "%zuM %s", n / 1000000, unit);
+	else if (n && n % 1000 == 0)
+		snprintf(buf, len, "%zuK %s", n / 1000, unit);
+	else
+		snprintf(buf, len, "%zu %s", n, unit);
+}
+
 bool bench_target(const struct bench_opts *o, const char *metric,
 		  double value, bool met, const char *text,
 		  const char *measured)

@@ -43,6 +43,21 @@
 
 #define BENCH_MAX_ROUNDS 64
 
+/* Which optional peers the build has (bench/meson.build defines each as 0
+ * or 1; a program compiled by hand gets none). */
+#ifndef BENCH_HAVE_OPENMP
+#define BENCH_HAVE_OPENMP 0
+#endif
+#ifndef BENCH_HAVE_TBB
+#define BENCH_HAVE_TBB 0
+#endif
+#ifndef BENCH_HAVE_LIBUV
+#define BENCH_HAVE_LIBUV 0
+#endif
+#ifndef BENCH_HAVE_NETTLE
+#define BENCH_HAVE_NETTLE 0
+#endif
+
 /* For baselines and bodies: opaque to interprocedural optimisation (no
  * cloning for constant arguments, no inlining, no assumptions about what
  * the callee does), so the compiler cannot fold the work away. */
@@ -167,6 +182,10 @@ void bench_report(const struct bench_opts *o, const char *workload,
 		  const struct bench_series *secs,
 		  const struct bench_series *weft, const char *answer,
 		  bool ok);
+
+/* "1M tasks", "500K doubles", "1234 reads": @n with @unit and no commas,
+ * for the size column of the report's CSV. */
+void bench_count_text(char *buf, size_t len, size_t n, const char *unit);
 
 /* A one-shot countdown: wait until it has been counted down @n times. */
 struct bench_latch {

@@ -49,13 +49,6 @@
 
 #include "bench_common.h"
 
-#ifndef BENCH_HAVE_OPENMP
-#define BENCH_HAVE_OPENMP 0
-#endif
-#ifndef BENCH_HAVE_TBB
-#define BENCH_HAVE_TBB 0
-#endif
-
 #if BENCH_HAVE_OPENMP
 #include <omp.h>
 #endif
@@ -66,7 +59,6 @@
 #endif
 
 #define SKYNET_DIV PEERS_SKYNET_DIV
-
 
 enum variant {
 	V_PLAIN, V_WEFT_1, V_WEFT_N, V_TBB_1, V_TBB_N, V_OMP_1, V_OMP_N,

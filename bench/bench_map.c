@@ -37,13 +37,6 @@
 
 #include "bench_common.h"
 
-#ifndef BENCH_HAVE_OPENMP
-#define BENCH_HAVE_OPENMP 0
-#endif
-#ifndef BENCH_HAVE_TBB
-#define BENCH_HAVE_TBB 0
-#endif
-
 #if BENCH_HAVE_OPENMP
 #include <omp.h>
 #endif
@@ -249,17 +242,6 @@ static bool check(const double *out, const double *ref, size_t n,
 		}
 	}
 	return false;
-}
-
-/* "10M doubles", "10K doubles": no commas, for the report's CSV. */
-static void size_text(char *buf, size_t len, size_t n)
-{
-	if (n % 1000000 == 0)
-		snprintf(buf, len, "%zuM doubles", n / 1000000);
-	else if (n % 1000 == 0)
-		snprintf(buf, len, "%zuK doubles", n / 1000);
-	else
-		snprintf(buf, len, "%zu doubles", n);
 }
 
 #if BENCH_HAVE_TBB
@@ -475,7 +457,7 @@ int main(int argc, char **argv)
 		char workload[32], size[32], answer[32];
 
 		snprintf(workload, sizeof(workload), "map_%s", kernel_name[k]);
-		size_text(size, sizeof(size), n[k]);
+		bench_count_text(size, sizeof(size), n[k], "doubles");
 		for (unsigned i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 			enum variant v = rows[i];
 

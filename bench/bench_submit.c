@@ -57,16 +57,6 @@
 #include "bench_common.h"
 #include "mutex_pool.h"
 
-#ifndef BENCH_HAVE_OPENMP
-#define BENCH_HAVE_OPENMP 0
-#endif
-#ifndef BENCH_HAVE_TBB
-#define BENCH_HAVE_TBB 0
-#endif
-#ifndef BENCH_HAVE_LIBUV
-#define BENCH_HAVE_LIBUV 0
-#endif
-
 /* OpenMP needs the compiler's flag too (meson's openmp dependency): without
  * it the pragmas would be ignored and the "peer" would be a plain loop. */
 #if BENCH_HAVE_OPENMP && defined(_OPENMP)
@@ -611,17 +601,6 @@ static bool combo_selected(const struct bench_opts *o, unsigned pi,
 	return bench_selected(o, name);
 }
 
-/* "1M tasks", "500K tasks": no commas, for the report's CSV. */
-static void size_text(char *buf, size_t len, size_t n)
-{
-	if (n % 1000000 == 0)
-		snprintf(buf, len, "%zuM tasks", n / 1000000);
-	else if (n % 1000 == 0)
-		snprintf(buf, len, "%zuK tasks", n / 1000);
-	else
-		snprintf(buf, len, "%zu tasks", n);
-}
-
 int main(int argc, char **argv)
 {
 	struct bench_opts o;
@@ -847,7 +826,7 @@ int main(int argc, char **argv)
 		const struct bench_series *weft = &secs[0][V_WEFT_NULL];
 		char size[32], answer[32];
 
-		size_text(size, sizeof(size), n);
+		bench_count_text(size, sizeof(size), n, "tasks");
 		printf("\n");
 		for (unsigned i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 			enum variant v = rows[i];

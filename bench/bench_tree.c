@@ -91,16 +91,6 @@
 #include "bench_common.h"
 #include "tree_tbb.h"
 
-#ifndef BENCH_HAVE_OPENMP
-#define BENCH_HAVE_OPENMP 0
-#endif
-#ifndef BENCH_HAVE_TBB
-#define BENCH_HAVE_TBB 0
-#endif
-#ifndef BENCH_HAVE_NETTLE
-#define BENCH_HAVE_NETTLE 0
-#endif
-
 #if BENCH_HAVE_OPENMP
 #include <omp.h>
 #endif
