@@ -229,7 +229,8 @@ def chart_ratios(rows, workers, out_dir, title):
                            "%g" % r["ratio_max"]] if r else ["?", "?", "?"])
             f.write(" ".join(cells) + "\n")
     svg = os.path.join(out_dir, "ratios.svg")
-    names = " ".join('"%s"' % SYSTEMS.get(s, s) for s in systems)
+    # gnuplot's word() splits on spaces: multi-word names get underscores.
+    names = " ".join(SYSTEMS.get(s, s).replace(" ", "_") for s in systems)
     script = """
 set terminal svg size 1100,560 dynamic font "sans,11" background rgb "white"
 set output "%s"
@@ -249,12 +250,7 @@ set xtics scale 0 nomirror
 names = '%s'
 plot for [i=1:%d] "%s" using (column(3*i-1)):(column(3*i)):(column(3*i+1)):xtic(1) \\
      skip 1 title word(names, i), 1 with lines lc rgb "#c03030" dt 2 lw 2 notitle
-""" % (svg, title, names.replace('"', ''), len(systems), dat)
-    # word() splits on spaces: give multi-word names underscores.
-    script = script.replace("names = '%s'" % names.replace('"', ''),
-                            "names = '%s'" % " ".join(
-                                SYSTEMS.get(s, s).replace(" ", "_")
-                                for s in systems))
+""" % (svg, title, names, len(systems), dat)
     return svg if gnuplot(script, svg) else None
 
 
