@@ -26,5 +26,6 @@
 #include "weft/group.h"
 #include "weft/sync.h"
 #include "weft/io.h"
+#include "weft/obs.h"
 
 #endif /* WEFT_H */

@@ -59,6 +59,10 @@
  * down and the caller is not one of its tasks, or it is being destroyed).
  * On error *@out is untouched and nothing was started. Any thread; never
  * blocks.
+ *
+ * Blocking calls (the last section) run a function of yours on a thread
+ * of the pool's blocking-call pool, for code that has only blocking APIs;
+ * their futures complete like a task's, with the function's value.
  */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
@@ -69,6 +73,7 @@
 #include <sys/types.h>
 
 #include "common.h"
+#include "task.h" /* weft_task_fn */
 
 WEFT_BEGIN_DECLS
 
@@ -97,7 +102,9 @@ WEFT_API int weft_io_backend(struct weft_pool *pool);
  * weft_io_result() - the kernel's result of the completed I/O future @f:
  * non-negative (bytes, a file descriptor, poll's revents, ...) or -errno.
  * -EINPROGRESS while it has not completed; -EINVAL if @f is NULL or not an
- * I/O future. Never waits. Any thread.
+ * I/O future. For a weft_submit_blocking() future: its error only (0,
+ * the function's -errno, or -ECANCELED), never the value (read that with
+ * weft_future_value()). Never waits. Any thread.
  */
 WEFT_API int64_t weft_io_result(const struct weft_future *f);
 
@@ -303,6 +310,91 @@ WEFT_API ssize_t weft_io_write_all(struct weft_pool *pool, int fd,
 WEFT_API int weft_io_read_file(struct weft_pool *pool, int dirfd,
 			       const char *path, int64_t deadline,
 			       void **data, size_t *len);
+
+/* ---- blocking calls -------------------------------------------------- */
+
+/*
+ * For code that must call a blocking API (getaddrinfo(), a database
+ * client, compressing a big buffer, a library with no asynchronous
+ * interface): run it on a thread of the pool's blocking-call pool, not on
+ * a worker, and await the result from a task without holding the worker
+ * (Tokio's spawn_blocking, asyncio's to_thread). The weft_io_*() calls
+ * above are different: those are operations the io thread starts without
+ * blocking anyone; a blocking call holds one of the call pool's threads
+ * for as long as it runs.
+ *
+ * The call pool is the pool's own: at most weft_pool_options.
+ * blocking_threads threads (default 64, at most 1024), started as calls
+ * arrive and ended after a second idle; calls beyond that wait in FIFO
+ * order. It is separate from the threads of the blocking I/O backend
+ * (io_threads), so long calls never hold up I/O. The function runs on one
+ * of those threads, never on a worker nor on the caller's thread
+ * (weft_worker_index() is -1 there, weft calls from it act as from any
+ * outside thread), with asynchronous signals blocked.
+ *
+ * Cancellation, as for a task: a call still queued never runs, and its
+ * future completes with -ECANCELED; a call that a thread has taken runs to
+ * its end (nothing can interrupt it, and weft_task_cancelled() is false in
+ * it), and its future completes with the function's own result.
+ *
+ * Lifetime: weft_pool_destroy() (after the workers have stopped) completes
+ * the calls still queued with -ECANCELED and waits for the running ones to
+ * return, so a function that never returns keeps it waiting. A function
+ * that waits for another call of the same pool can deadlock once every
+ * thread of the call pool is taken.
+ */
+
+/**
+ * weft_submit_blocking() - run @fn(@arg, &value) on a thread of @pool's
+ * blocking-call pool.
+ * @pool: the pool; NULL means the pool of the calling task (-EINVAL
+ *        outside a task).
+ * @fn:   a task body (weft/task.h): store the value in *result (it starts
+ *        NULL) and return 0, or a negative errno-style code (a positive
+ *        return counts as 0).
+ * @arg:  passed to @fn; the caller keeps it valid until the call has run
+ *        (until the future completes).
+ * @out:  receives the call's future (caller owns one reference), or NULL
+ *        to not keep one: the call still runs.
+ *
+ * The future completes as a weft_submit() task's does: DONE with the value
+ * when @fn returns 0, FAILED with its error, CANCELLED with -ECANCELED
+ * (cancelled while queued, or @fn returned -ECANCELED). Wait for it as for
+ * any future: weft_future_get() and weft_future_wait() suspend a task,
+ * block a thread. weft_future_cancel() on it returns 0 when the call was
+ * still queued (it never runs; the future completes now), -EBUSY when a
+ * thread has taken it (it runs; the future completes with @fn's result),
+ * -EALREADY when it had completed. weft_io_result() and weft_io_await()
+ * accept it and give its error.
+ *
+ * Returns 0; -EINVAL (@fn NULL, or @pool NULL outside a task); -ENOMEM;
+ * -ESHUTDOWN once weft_pool_shutdown() has been called, unless the caller
+ * is one of the pool's own tasks while the pool drains (and always once
+ * it is being destroyed); -EAGAIN when no thread could be started and
+ * none runs. On failure *@out is set to NULL and nothing runs. Any thread;
+ * never blocks.
+ */
+WEFT_API int weft_submit_blocking(struct weft_pool *pool, weft_task_fn fn,
+				  void *arg, struct weft_future **out);
+
+/**
+ * weft_run_blocking() - weft_submit_blocking(), wait, and drop the future,
+ * in one call (asyncio.to_thread): returns @fn's result, 0 or its -errno,
+ * with *@value set to its value on 0 (@value may be NULL).
+ *
+ * In a task the task suspends (its worker runs other tasks); on any other
+ * thread the thread blocks. If the calling task is cancelled while it
+ * waits: a call still queued is dropped and this returns -ECANCELED; a
+ * call already running is waited for (shielded: @fn may be using the
+ * caller's memory, which is free again when this returns) and its result
+ * is returned, so check weft_task_cancelled() after a success. A task
+ * already cancelled when it calls this gets -ECANCELED and nothing runs.
+ *
+ * Returns @fn's result, or the errors of weft_submit_blocking() (-EINVAL,
+ * -ENOMEM, -ESHUTDOWN, -EAGAIN: @fn did not run), or -ECANCELED.
+ */
+WEFT_API int weft_run_blocking(struct weft_pool *pool, weft_task_fn fn,
+			       void *arg, void **value);
 
 WEFT_END_DECLS
 

@@ -17,7 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdbool.h>
+
 #include "common.h"
+#include "obs.h"
 
 WEFT_BEGIN_DECLS
 
@@ -75,6 +78,33 @@ struct weft_pool_options {
 	/** Threads of the blocking backend (and the cap on io_uring's
 	 *  io-wq workers for blocking work); 0 means 4. */
 	unsigned io_threads;
+	/** Most threads of the blocking-call pool that runs
+	 *  weft_submit_blocking() calls (weft/io.h); threads start as calls
+	 *  arrive and end after a second idle. 0 means 64; at most 1024. */
+	unsigned blocking_threads;
+	/** Observability (weft/obs.h): the task event hook, NULL for none
+	 *  (the default; then it costs one predictable branch per task). */
+	weft_task_hook on_task_event;
+	/** Passed to on_task_event. */
+	void *task_hook_arg;
+	/** Set to turn the per-worker counters of weft_pool_stats() off
+	 *  (they are on by default: plain owner-only increments). */
+	bool no_stats;
+	/** Report tasks that run longer than this without waiting (they
+	 *  hold their worker): see weft_slow_task_fn. 0 means off, unless
+	 *  the environment variable WEFT_SLOW_TASK_MS is set. */
+	int64_t slow_task_ns;
+	/** Called for each slow task instead of the default message on
+	 *  stderr; NULL for the message. */
+	weft_slow_task_fn on_slow_task;
+	/** Passed to on_slow_task. */
+	void *slow_task_arg;
+	/** Record a trace (weft/obs.h) of at most this many events per
+	 *  worker (the newest are kept); 0 means off, unless the
+	 *  environment variable WEFT_TRACE names a file, which turns it on
+	 *  with WEFT_TRACE_EVENTS_DEFAULT events and writes the file when
+	 *  the pool is destroyed. */
+	size_t trace_events;
 };
 
 /** The default fiber stack: 256 KiB usable, plus a 64 KiB guard. */

@@ -33,6 +33,7 @@ int weft__inject_init(struct weft__inject *q, unsigned nlanes)
 		atomic_init(&l->stub.next, NULL);
 		atomic_init(&l->tail, &l->stub);
 		atomic_init(&l->pushed, 0);
+		atomic_init(&l->fibers, 0);
 		atomic_init(&l->consumer_lock, 0);
 		atomic_init(&l->head, &l->stub);
 	}
@@ -173,5 +174,23 @@ uint64_t weft__inject_pushed(struct weft__inject *q)
 	for (unsigned i = 0; i < q->nlanes; i++)
 		sum += atomic_load_explicit(&q->lanes[i].pushed,
 					    memory_order_seq_cst);
+	return sum;
+}
+
+void weft__inject_count_fiber(struct weft__inject *q, unsigned lane)
+{
+	/* Relaxed: a statistic, read racily; the wake-up path it sits on
+	 * costs far more than this add. */
+	atomic_fetch_add_explicit(&q->lanes[lane & (q->nlanes - 1)].fibers, 1,
+				  memory_order_relaxed);
+}
+
+uint64_t weft__inject_fibers(struct weft__inject *q)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < q->nlanes; i++)
+		sum += atomic_load_explicit(&q->lanes[i].fibers,
+					    memory_order_relaxed);
 	return sum;
 }

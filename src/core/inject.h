@@ -35,6 +35,8 @@ struct weft__inject_lane {
 	 * only shutdown reads it, so it stays in the producer's cache instead
 	 * of moving with the tail to every consumer that looks at the lane. */
 	_Alignas(64) _Atomic uint64_t pushed;
+	/* Of them, suspended tasks (not submissions), for weft_pool_stats(). */
+	_Atomic uint64_t fibers;
 	/* Consumer's line. head is written only under consumer_lock; it is
 	 * atomic because emptiness checks read it without the lock. */
 	_Alignas(64) _Atomic uint32_t consumer_lock;
@@ -77,5 +79,11 @@ unsigned weft__inject_pop_batch(struct weft__inject *q, unsigned start,
 
 /* Sum of the lanes' push counts (seq_cst loads), for the drain check. */
 uint64_t weft__inject_pushed(struct weft__inject *q);
+
+/* Any thread: the entry pushed next on @lane is a suspended task, not a
+ * submission (stats only: submissions are what remains). */
+void weft__inject_count_fiber(struct weft__inject *q, unsigned lane);
+/* Sum of the lanes' fiber counts. */
+uint64_t weft__inject_fibers(struct weft__inject *q);
 
 #endif /* WEFT_CORE_INJECT_H */

@@ -37,6 +37,7 @@
 #include "weft/io.h"
 #include "core/falloc.h"
 #include "core/future.h"
+#include "core/obs.h"
 #include "core/pool.h"
 #include "core/spawn.h"
 #include "core/wait.h"
@@ -161,6 +162,8 @@ static int push(struct weft_pool *pool, struct weft_future *f, bool ref)
 	struct weft__worker *w = weft__current_worker();
 
 	f->pool = pool;
+	if (__builtin_expect(pool->obs != 0, 0))
+		weft__obs_created(pool, f);
 	if (w && w->pool == pool) {
 		/* Our own pool: no state check needed, a worker may submit
 		 * while the pool drains, and it cannot be STOPPED while one
@@ -171,9 +174,12 @@ static int push(struct weft_pool *pool, struct weft_future *f, bool ref)
 		 * the entry, run it and drop that reference. */
 		if (ref)
 			weft_future_ref(f);
+		if (f->kind != K_FRAME) /* see weft__obs_created() */
+			WEFT__STAT_INC(w, submitted);
 		if (push_own(w, f))
 			return 0;
 		/* Growth failed: the entry goes to the inject queue. */
+		weft__stat_add(&w->stats.inject_overflow, 1);
 		err = push_inject(pool, f, true, false);
 		if (err && ref)
 			weft_future_unref(f);
@@ -200,6 +206,7 @@ void weft__pool_push_fiber(struct weft_pool *pool, struct weft__fiber *f,
 	 * waits for it). */
 	lane = weft__inject_lane_of_caller(&pool->inject);
 	weft__inject_count(&pool->inject, lane);
+	weft__inject_count_fiber(&pool->inject, lane);
 	weft__inject_link(&pool->inject, lane, &f->link);
 	weft__idle_notify_published(&pool->idle);
 }
@@ -276,6 +283,22 @@ static _Noreturn void unjoined(struct weft_future *f, uint32_t n)
 	abort();
 }
 
+/* weft__future_run() between the started and finished events (obs.h).
+ * The future stays alive: the caller holds a reference (the queue's, or
+ * the waiter's that runs it inline). */
+static __attribute__((noinline)) void run_observed(struct weft__worker *w,
+						   struct weft_future *f)
+{
+	void *fn, *arg;
+
+	weft__obs_task_fn(f, &fn, &arg);
+	weft__obs_started(w, f, fn, arg);
+	weft__future_run(f);
+	weft__obs_finished(weft__current_worker(), f, fn, arg,
+			   f->waiting_in == NULL);
+	(void)w;
+}
+
 void weft__worker_run(struct weft__worker *w, struct weft_future *f)
 {
 	struct weft__fiber *self = w->fib.running;
@@ -295,7 +318,16 @@ void weft__worker_run(struct weft__worker *w, struct weft_future *f)
 	__atomic_store_n(&f->fiber, self, __ATOMIC_RELEASE);
 	self->current = f;
 	depth = weft__forkq_depth(&self->fq);
-	weft__future_run(f);
+	WEFT__STAT_INC(w, tasks_run);
+	if (__builtin_expect(w->pool->obs != 0, 0)) {
+		run_observed(w, f);
+	} else {
+		weft__future_run(f);
+	}
+	/* The task may have moved this fiber to another worker; the
+	 * resuming worker wrote itself into the fiber. */
+	w = self->worker;
+	WEFT__STAT_INC(w, tasks_completed);
 	if (weft__forkq_depth(&self->fq) != depth)
 		unjoined(f, weft__forkq_depth(&self->fq) - depth);
 	self->current = f->waiting_in;
@@ -309,8 +341,24 @@ void weft__worker_run(struct weft__worker *w, struct weft_future *f)
 void weft__worker_process(struct weft__worker *w, struct weft_future *f)
 {
 	if ((uintptr_t)f & FRAME_TAG) {
-		weft__frame_run((struct weft__frame *)((uintptr_t)f &
-						       ~FRAME_TAG));
+		struct weft__frame *fr =
+			(struct weft__frame *)((uintptr_t)f & ~FRAME_TAG);
+
+		WEFT__STAT_INC(w, tasks_run);
+		if (__builtin_expect(w->pool->obs != 0, 0)) {
+			/* The frame may be gone once it has run (its owner
+			 * goes on): keep what the finished event needs. */
+			void *fn = (void *)fr->fn, *arg = fr->arg;
+
+			weft__obs_started(w, NULL, fn, arg);
+			weft__frame_run(fr);
+			w = weft__current_worker();
+			weft__obs_finished(w, NULL, fn, arg, true);
+		} else {
+			weft__frame_run(fr);
+			w = weft__current_worker();
+		}
+		WEFT__STAT_INC(w, tasks_completed);
 		return;
 	}
 	if (f->kind == K_FIBER) {
@@ -328,6 +376,7 @@ void weft__worker_process(struct weft__worker *w, struct weft_future *f)
 		fb->bounces = 0;
 #endif
 		counter_inc(&w->popped);
+		WEFT__STAT_INC(w, resumes);
 		weft__fiber_resume(w, fb);
 	}
 	if (weft__future_claim(f, F_RUNNING)) {
@@ -402,6 +451,7 @@ static struct weft_future *grab_inject(struct weft__worker *w)
 
 	if (n == 0)
 		return NULL;
+	weft__stat_add(&w->stats.inject_taken, n);
 	for (unsigned i = n - 1; i >= 1; i--) {
 		struct weft_future *f = weft__future_of_node(batch[i]);
 
@@ -438,16 +488,21 @@ static struct weft_future *steal_round(struct weft__worker *w)
 		do
 			item = weft__deque_steal(&v->deque);
 		while (item == WEFT__DEQUE_ABORT);
-		if (item)
+		if (item) {
+			WEFT__STAT_INC(w, steals);
 			return item;
+		}
 		/* acquire: pairs with the release in the victim's switch. */
 		fq = atomic_load_explicit(&v->fq, memory_order_acquire);
 		if (fq) {
 			struct weft__frame *fr = weft__forkq_steal(fq);
 
-			if (fr)
+			if (fr) {
+				WEFT__STAT_INC(w, steals);
 				return (void *)((uintptr_t)fr | FRAME_TAG);
+			}
 		}
+		WEFT__STAT_INC(w, steal_failures);
 	}
 	return grab_inject(w);
 }
@@ -531,7 +586,13 @@ static void park(struct weft__worker *w)
 		atomic_fetch_add(&pool->quiesce, 1);
 		weft__futex_wake(&pool->quiesce, 1);
 	}
+	WEFT__STAT_INC(w, parks);
+	if (__builtin_expect(pool->obs != 0, 0))
+		weft__obs_park(w, false);
 	weft__idle_park(&pool->idle, w->index);
+	if (__builtin_expect(pool->obs != 0, 0))
+		weft__obs_park(w, true);
+	WEFT__STAT_INC(w, wakeups);
 	w->searching = true;
 }
 
@@ -651,6 +712,9 @@ static void pool_free(struct weft_pool *pool)
 	if (pool->fibers_ready) {
 		weft__io_fini(pool);
 		weft__fibers_fini(pool);
+		/* Every thread has stopped: the WEFT_TRACE file is written
+		 * here. */
+		weft__obs_fini(pool);
 	}
 	weft__idle_fini(&pool->idle);
 	pthread_mutex_destroy(&pool->shutdown_lock);
@@ -720,8 +784,11 @@ WEFT_API int weft_pool_create(const struct weft_pool_options *opts,
 						     : WEFT_STACK_SIZE_DEFAULT) !=
 	    0)
 		goto err_unwind;
-	err = weft__io_init(pool, opts);
+	err = weft__obs_init(pool, opts);
+	if (err == 0)
+		err = weft__io_init(pool, opts);
 	if (err != 0) {
+		weft__obs_fini(pool);
 		weft__fibers_fini(pool);
 		goto err_unwind;
 	}

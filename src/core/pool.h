@@ -19,9 +19,11 @@
 #include "core/future.h"
 #include "core/idle.h"
 #include "core/inject.h"
+#include "core/stats.h"
 #include "fiber/fiber.h"
 
 struct weft_future;
+struct weft__trace_buf;
 
 enum weft__pool_state {
 	POOL_RUNNING = 0,
@@ -49,6 +51,16 @@ struct weft__worker {
 	_Atomic(struct weft__forkq *) fq;
 	pthread_t thread;
 	bool started;
+	/* Observability (stats.h, obs.h): !no_stats, and the counters,
+	 * owner-written, on lines of their own (readers do not slow the
+	 * owner's hot fields). */
+	bool stats_on;
+	/* Slow-task reports (obs.c): when the running slice of work began
+	 * (0: none open) and the outermost task's function. */
+	int64_t slice_t0;
+	void *slice_fn;
+	_Alignas(64) struct weft__wstats stats;
+	struct weft__trace_buf *trace; /* obs.h; NULL when not tracing */
 };
 
 struct weft__io;
@@ -88,6 +100,13 @@ struct weft_pool {
 	size_t fiber_nall, fiber_capall;
 	_Atomic size_t fibers_mapped;
 	struct weft__io *io; /* timers and I/O */
+	_Atomic size_t stack_bytes; /* of every fiber mapped (stats) */
+	/* Observability (core/obs.h): OBS_* bits, tested on the hot paths
+	 * (0 unless hooks, a trace or slow-task reports are on); the state
+	 * behind them; and !no_stats. */
+	uint32_t obs;
+	struct weft__obs *o;
+	bool stats_on;
 	bool fibers_ready; /* fibers and the io thread initialised */
 };
 

@@ -31,6 +31,7 @@
 #include "core/wait.h"
 #include "fiber/context.h"
 #include "fiber/fiber.h"
+#include "core/obs.h"
 #include "util/sigfmt.h"
 #include "util/spinlock.h"
 #include "weft_config.h"
@@ -113,6 +114,8 @@ static struct weft__fiber *fiber_map(struct weft_pool *pool, size_t size)
 	pthread_mutex_unlock(&pool->fiber_lock);
 	atomic_fetch_add_explicit(&pool->fibers_mapped, 1,
 				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&pool->stack_bytes, st.map_size,
+				  memory_order_relaxed);
 	return f;
 }
 
@@ -159,6 +162,8 @@ static struct weft__fiber *fiber_get(struct weft__worker *w)
 	if (f) {
 		fw->cache = f->next_free;
 		fw->ncached--;
+		atomic_store_explicit(&w->stats.fibers_cached, fw->ncached,
+				      memory_order_relaxed);
 	} else {
 		pthread_mutex_lock(&pool->fiber_lock);
 		f = pool->fiber_free;
@@ -187,8 +192,11 @@ static void fiber_put(struct weft__worker *w, struct weft__fiber *f)
 
 	f->next_free = fw->cache;
 	fw->cache = f;
-	if (++fw->ncached <= CACHE_MAX)
+	if (++fw->ncached <= CACHE_MAX) {
+		atomic_store_explicit(&w->stats.fibers_cached, fw->ncached,
+				      memory_order_relaxed);
 		return;
+	}
 	while (fw->ncached > CACHE_MAX / 2) {
 		struct weft__fiber *g = fw->cache;
 
@@ -201,6 +209,8 @@ static void fiber_put(struct weft__worker *w, struct weft__fiber *f)
 		spill = g;
 		n++;
 	}
+	atomic_store_explicit(&w->stats.fibers_cached, fw->ncached,
+			      memory_order_relaxed);
 	pthread_mutex_lock(&pool->fiber_lock);
 	last->next_free = pool->fiber_free;
 	pool->fiber_free = spill;
@@ -455,9 +465,15 @@ void weft__fiber_suspend_to(struct weft__fiber *next, weft__park_fn park,
 	/* Children not yet joined must stay runnable while we wait (we may
 	 * be waiting for one of them). */
 	weft__forkq_evacuate(&self->fq, w->pool);
+	WEFT__STAT_INC(w, suspends);
+	if (__builtin_expect(w->pool->obs != 0, 0))
+		weft__obs_suspend(w, self);
 	h = (struct handoff){.to = next, .prev = self, .park = park,
 			     .arg = arg};
 	switch_to(w, self, next, &h, false, &wout);
+	/* Resumed on worker wout (which counted the resume). */
+	if (__builtin_expect(wout->pool->obs != 0, 0))
+		weft__obs_resume(wout, self);
 }
 
 int weft__fiber_suspend(weft__park_fn park, void *arg)

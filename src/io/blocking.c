@@ -52,6 +52,15 @@
  * fails, so each outstanding multishot accept takes one of the b->max
  * threads for its whole life (io_uring needs none).
  *
+ * Blocking calls (IO_CALL, weft_submit_blocking()) run on an instance of
+ * their own (io->calls, named "weft-call"), whatever the I/O backend: the
+ * thread calls fn(arg, &value) and completes the future with fn's error
+ * and value. A call never waits in ppoll(), so at most b->max threads
+ * run calls. A thread that has taken a call runs it, cancelled or not (as
+ * a worker that has claimed a task does): a cancel dequeues a call that
+ * is still queued, and otherwise cannot stop it. fn runs with the
+ * thread's signal mask, all asynchronous signals blocked.
+ *
  * Locking: b->lock protects the queue, the thread list and counters,
  * each thread's cur and kicked, b->zombie, and op->where of every
  * operation submitted here. It is a leaf lock: weft__io_done() and
@@ -83,8 +92,10 @@
 /* Threads waiting in ppoll() for a descriptor do not count against
  * b->max (a pool of 4 would otherwise deadlock with 4 connections
  * waiting for peers whose requests queue behind them); this caps the
- * total instead. A readiness poller that frees the thread while it waits
- * (as libuv's loop does) would not need it: a known limit. */
+ * total instead, or b->max where that is higher (the call pool, up to
+ * WEFT__BLK_THREADS_MAX, whose calls never wait in ppoll()). A readiness
+ * poller that frees the thread while it waits (as libuv's loop does)
+ * would not need it: a known limit. */
 #define BLK_THREADS_MAX 512
 
 /* op->where for operations submitted here (under b->lock). BLK_NEW is the
@@ -113,9 +124,12 @@ struct weft__blk {
 	struct weft__io_op **tail;
 	unsigned nqueued;
 	unsigned max;			 /* most threads at once */
+	unsigned limit;			 /* most threads, wait_fd() ones too */
 	unsigned nthreads;		 /* threads that will look at the queue */
 	unsigned nidle;			 /* of them, waiting on work */
 	unsigned nwaiting;		 /* of them, in wait_fd() */
+	unsigned nrunning;		 /* of them, with an op (cur set) */
+	const char *name;		 /* the threads' name, a literal */
 	struct blk_thread *threads;	 /* those nthreads */
 	struct blk_thread *zombie;	 /* ended, not yet joined */
 	/* Set once by weft__blk_destroy() under lock; read without it by
@@ -202,8 +216,7 @@ static int spawn(struct weft__blk *b);
 /* Under b->lock: whether another thread may start. */
 static bool may_spawn(struct weft__blk *b)
 {
-	return b->nthreads - b->nwaiting < b->max &&
-	       b->nthreads < BLK_THREADS_MAX;
+	return b->nthreads - b->nwaiting < b->max && b->nthreads < b->limit;
 }
 
 static int wait_fd(struct blk_thread *t, struct weft__io_op *op,
@@ -542,11 +555,27 @@ static int64_t run_rw(struct blk_thread *t, struct weft__io_op *op)
 		(res) = r_ < 0 ? -(int64_t)errno : (int64_t)r_;   \
 	} while (0)
 
+/* IO_CALL: the function, once; its error, as weft__future_run() takes a
+ * task's (a positive return counts as 0). The value goes in the op for
+ * weft__io_done(), on this same thread. */
+static int64_t run_call(struct weft__io_op *op)
+{
+	void *value = NULL;
+	int err = op->u.call.fn(op->u.call.arg, &value);
+
+	op->u.call.value = value;
+	return err > 0 ? 0 : err;
+}
+
 /* Run @op on thread @t; its result, >= 0 or -errno. */
 static int64_t run_op(struct blk_thread *t, struct weft__io_op *op)
 {
 	int64_t res;
 
+	/* Taken is committed, for a call: a cancel of a call that is no
+	 * longer queued has returned -EBUSY, which promises it runs. */
+	if (op->opcode == IO_CALL)
+		return run_call(op);
 	if (cancelled(t, op) || expired(op))
 		return -ECANCELED;
 	switch (op->opcode) {
@@ -639,16 +668,16 @@ static void *blk_main(void *arg)
 	struct blk_thread *prev;
 
 #if WEFT_HAVE_PTHREAD_SETNAME_NP
-	pthread_setname_np(pthread_self(), "weft-blk");
+	pthread_setname_np(pthread_self(), b->name);
 #endif
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
 		struct weft__io_op *op = b->head;
 		int64_t res;
 
-		if (!op) {
-			/* destroy() empties the queue before it sets stop,
-			 * so stop with an empty queue means: end. */
+		/* Once stop is set the queue is destroy()'s, which
+		 * cancels what is left: take nothing more, end. */
+		if (!op || atomic_load(&b->stop)) {
 			if (atomic_load(&b->stop) || !idle_wait(b))
 				break;
 			continue;
@@ -657,6 +686,7 @@ static void *blk_main(void *arg)
 		if (!b->head)
 			b->tail = &b->head;
 		b->nqueued--;
+		b->nrunning++;
 		op->where = BLK_RUNNING;
 		t->cur = op;
 		/* Every kick so far was for an op before this one (a kick
@@ -671,6 +701,7 @@ static void *blk_main(void *arg)
 
 		pthread_mutex_lock(&b->lock);
 		t->cur = NULL;
+		b->nrunning--;
 		op->where = BLK_DONE;
 		pthread_mutex_unlock(&b->lock);
 		weft__io_done(op, res);
@@ -741,7 +772,8 @@ static int spawn(struct weft__blk *b)
 
 /* ---- the interface (io.h) --------------------------------------------- */
 
-int weft__blk_create(unsigned threads, struct weft__blk **out)
+int weft__blk_create(unsigned threads, const char *name,
+		     struct weft__blk **out)
 {
 	struct weft__blk *b = calloc(1, sizeof(*b));
 	pthread_condattr_t ca;
@@ -750,6 +782,10 @@ int weft__blk_create(unsigned threads, struct weft__blk **out)
 		return -ENOMEM;
 	b->tail = &b->head;
 	b->max = threads ? threads : 1; /* 0 would run nothing */
+	if (b->max > WEFT__BLK_THREADS_MAX)
+		b->max = WEFT__BLK_THREADS_MAX;
+	b->limit = b->max > BLK_THREADS_MAX ? b->max : BLK_THREADS_MAX;
+	b->name = name;
 	atomic_init(&b->stop, false);
 	/* idle_wait()'s deadline is on CLOCK_MONOTONIC, like weft_now(). */
 	if (pthread_condattr_init(&ca))
@@ -807,9 +843,10 @@ out_unlock:
 	return err;
 }
 
-void weft__blk_cancel(struct weft__blk *b, struct weft__io_op *op)
+int weft__blk_cancel(struct weft__blk *b, struct weft__io_op *op)
 {
 	bool dequeued = false;
+	int ret = -EBUSY;
 
 	pthread_mutex_lock(&b->lock);
 	if (op->where == BLK_QUEUED) {
@@ -825,8 +862,9 @@ void weft__blk_cancel(struct weft__blk *b, struct weft__io_op *op)
 			b->nqueued--;
 			op->where = BLK_DONE;
 			dequeued = true;
+			ret = 0;
 		}
-	} else if (op->where == BLK_RUNNING) {
+	} else if (op->where == BLK_RUNNING && op->opcode != IO_CALL) {
 		struct blk_thread *t;
 
 		for (t = b->threads; t; t = t->next) {
@@ -835,41 +873,55 @@ void weft__blk_cancel(struct weft__blk *b, struct weft__io_op *op)
 				break;
 			}
 		}
+	} else if (op->where == BLK_DONE) {
+		ret = -EALREADY;
 	}
 	/* BLK_NEW: not submitted yet; the thread that takes it will see
-	 * op->cancel. BLK_DONE: nothing left to do. */
+	 * op->cancel. A running IO_CALL: nothing can stop it. */
 	pthread_mutex_unlock(&b->lock);
 	if (dequeued)
 		weft__io_done(op, -ECANCELED);
+	return ret;
+}
+
+void weft__blk_counts(struct weft__blk *b, unsigned *threads,
+		      unsigned *queued, unsigned *running)
+{
+	pthread_mutex_lock(&b->lock);
+	*threads = b->nthreads;
+	*queued = b->nqueued;
+	*running = b->nrunning;
+	pthread_mutex_unlock(&b->lock);
 }
 
 void weft__blk_destroy(struct weft__blk *b)
 {
-	struct weft__io_op *q, *next;
+	struct weft__io_op *op;
 	struct blk_thread *t, *z;
 
 	if (!b)
 		return;
 	pthread_mutex_lock(&b->lock);
-	q = b->head;
-	for (struct weft__io_op *op = q; op; op = op->next)
-		op->where = BLK_DONE;
-	b->head = NULL;
-	b->tail = &b->head;
-	b->nqueued = 0;
 	atomic_store(&b->stop, true);
 	for (t = b->threads; t; t = t->next)
 		if (t->cur)
 			kick(t);
 	pthread_cond_broadcast(&b->work);
-	pthread_mutex_unlock(&b->lock);
-
-	for (; q; q = next) {
-		next = q->next; /* read first: weft__io_done() may free q */
-		weft__io_done(q, -ECANCELED);
+	/* What is still queued ends -ECANCELED, one op at a time: the
+	 * completion runs callbacks, which may cancel other queued ops, and
+	 * those must still be found queued (weft__blk_cancel() dequeues and
+	 * completes them itself), never marked done but not yet completed,
+	 * which a cancel of a call would wait on for ever. */
+	while ((op = b->head)) {
+		b->head = op->next;
+		if (!b->head)
+			b->tail = &b->head;
+		b->nqueued--;
+		op->where = BLK_DONE;
+		pthread_mutex_unlock(&b->lock);
+		weft__io_done(op, -ECANCELED);
+		pthread_mutex_lock(&b->lock);
 	}
-
-	pthread_mutex_lock(&b->lock);
 	while (b->nthreads)
 		pthread_cond_wait(&b->gone, &b->lock);
 	z = b->zombie;

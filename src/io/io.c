@@ -18,6 +18,12 @@
  * must see the other's store (a store-buffer pattern, which seq_cst on both
  * sides forbids to lose), so a push is never left unseen by a sleeping
  * thread, and a producer that finds the thread awake wakes nobody.
+ *
+ * Blocking calls (IO_CALL) take the same path up to the backend, then go
+ * to io->calls, a blocking-backend instance of their own, whichever
+ * backend the I/O uses; the io thread never sees them. They are not
+ * refused when io_uring was insisted on and refused (the calls make no
+ * I/O of ours), and they are not counted as I/O operations.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -33,6 +39,7 @@
 
 #include "weft/io.h"
 #include "weft/async.h"
+#include "core/obs.h"
 #include "core/pool.h"
 #include "core/wait.h"
 #include "fiber/fiber.h"
@@ -253,6 +260,7 @@ static void *io_main(void *arg)
 	sigemptyset(&pipe);
 	sigaddset(&pipe, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
+	io->self = pthread_self(); /* published by the handshake below */
 
 #if WEFT_HAVE_PTHREAD_SETNAME_NP
 	{
@@ -297,12 +305,13 @@ int weft__io_init(struct weft_pool *pool, const struct weft_pool_options *o)
 	struct weft__io *io = calloc(1, sizeof(*io));
 	const char *spin = getenv("WEFT_IO_SPIN_NS");
 	unsigned entries = o->io_entries ? o->io_entries : 256;
+	unsigned calls = o->blocking_threads ? o->blocking_threads : 64;
 	int err;
 
 	if (!io)
 		return -ENOMEM;
 	if (o->io_backend > WEFT_IO_BLOCKING || entries > 4096 ||
-	    entries < 2) {
+	    entries < 2 || calls > WEFT__BLK_THREADS_MAX) {
 		free(io);
 		return -EINVAL;
 	}
@@ -313,7 +322,11 @@ int weft__io_init(struct weft_pool *pool, const struct weft_pool_options *o)
 	io->spin_ns = spin ? strtoll(spin, NULL, 10) : IO_SPIN_NS_DEFAULT;
 	io->efd = -1;
 	pthread_mutex_init(&io->tlock, NULL);
-	err = weft__blk_create(io->threads, &io->blk);
+	err = weft__blk_create(io->threads, "weft-blk", &io->blk);
+	if (err)
+		goto fail;
+	/* Its threads start with the first call. */
+	err = weft__blk_create(calls, "weft-call", &io->calls);
 	if (err)
 		goto fail;
 	io->efd = eventfd(0, EFD_CLOEXEC);
@@ -330,6 +343,8 @@ int weft__io_init(struct weft_pool *pool, const struct weft_pool_options *o)
 	pool->io = io;
 	return 0;
 fail:
+	if (io->calls)
+		weft__blk_destroy(io->calls);
 	if (io->blk)
 		weft__blk_destroy(io->blk);
 	if (io->efd >= 0)
@@ -351,6 +366,10 @@ void weft__io_fini(struct weft_pool *pool)
 	atomic_store(&io->closed, 1);
 	while (atomic_load(&io->users))
 		sched_yield();
+	/* Blocking calls first, while the io thread still runs: a call may
+	 * be waiting for an operation it started. Queued calls end with
+	 * -ECANCELED; running ones are waited for. */
+	weft__blk_destroy(io->calls);
 	atomic_store(&io->stop, 1);
 	atomic_store(&io->sleeping, 1); /* force the wake below */
 	weft__io_kick(io);
@@ -379,14 +398,14 @@ void weft__io_fini(struct weft_pool *pool)
 
 /* ---- submission -------------------------------------------------------- */
 
-/* Whether the caller may submit to @io now; on true the caller must call
- * io_leave() once its op is handed over. */
-static int io_enter(struct weft__io *io)
+/* Whether the caller (the worker @w, or NULL for any other thread) may
+ * submit to @io now; on 0 the caller must call io_leave() once its op is
+ * handed over. A @call is not refused for the I/O backend's failure. */
+static int io_enter(struct weft__io *io, struct weft__worker *w, bool call)
 {
 	struct weft_pool *pool = io->pool;
-	struct weft__worker *w;
 
-	if (io->backend < 0)
+	if (io->backend < 0 && !call)
 		return io->backend;
 	atomic_fetch_add(&io->users, 1);
 	if (atomic_load(&io->closed))
@@ -394,11 +413,8 @@ static int io_enter(struct weft__io *io)
 	/* Outside threads stop at shutdown, as weft_submit() does; the
 	 * pool's own tasks may go on while it drains. */
 	if (atomic_load_explicit(&pool->state, memory_order_acquire) !=
-	    POOL_RUNNING) {
-		w = weft__current_worker();
-		if (!w || w->pool != pool)
-			goto shut;
-	}
+	    POOL_RUNNING && !w)
+		goto shut;
 	return 0;
 shut:
 	atomic_fetch_sub(&io->users, 1);
@@ -420,18 +436,48 @@ static void timeout_fire(struct weft__timer *t)
 	weft__io_done(op, atomic_load(&op->cancel) ? -ECANCELED : 0);
 }
 
+/* Count one I/O submission (@n 1) or take one back (@n -1); see
+ * weft__io_counts() in io.h. @w: the calling worker if it is @io's
+ * pool's, else NULL. A worker counts whether its stats are on or not:
+ * the I/O figures are always kept (weft_pool_stats()), and an owner-only
+ * add costs next to nothing. */
+static void count_submit(struct weft__io *io, struct weft__worker *w,
+			 uint64_t n)
+{
+	if (w)
+		weft__stat_add(&w->stats.io_submitted, n);
+	else
+		atomic_fetch_add_explicit(&io->submitted_outside, n,
+					  memory_order_relaxed);
+}
+
 int weft__io_submit(struct weft_pool *pool, struct weft__io_op *op)
 {
 	struct weft__io *io = pool->io;
+	struct weft__worker *w = weft__current_worker();
+	bool call = op->opcode == IO_CALL;
 	struct weft__io_op *head;
-	int err = io_enter(io);
+	int err;
 
+	/* Submit runs to the end without suspending: @w stays ours. */
+	if (w && w->pool != pool)
+		w = NULL;
+	err = io_enter(io, w, call);
 	if (err)
 		return err;
 	op->io = io;
 	/* The backend's reference, dropped by weft__io_done(). */
 	weft_future_ref(weft__io_future_of(op));
-	if (op->opcode == IO_TIMEOUT) {
+	/* Counted before the hand-off, so that the completion (which may
+	 * come first) never leads it by more than a reader's race. */
+	if (!call) {
+		count_submit(io, w, 1);
+		if (pool->obs & OBS_TRACE)
+			op->t_submit = weft_now();
+	}
+	if (call) {
+		err = weft__blk_submit(io->calls, op);
+	} else if (op->opcode == IO_TIMEOUT) {
 		op->timer.idx = SIZE_MAX;
 		op->timer.w = NULL;
 		op->timer.fire = timeout_fire;
@@ -446,10 +492,32 @@ int weft__io_submit(struct weft_pool *pool, struct weft__io_op *op)
 		while (!atomic_compare_exchange_weak(&io->inbox, &head, op));
 		weft__io_kick(io);
 	}
-	if (err)
+	if (err) {
+		if (!call)
+			count_submit(io, w, (uint64_t)-1);
 		weft_future_unref(weft__io_future_of(op));
+	}
 	io_leave(io);
 	return err;
+}
+
+/*
+ * weft_future_cancel() of a blocking call: as a task's cancel (future.h).
+ * 0: it was queued, and is now CANCELLED, never to run. -EBUSY: a thread
+ * has it, and it runs to its own result. -EALREADY: it has completed,
+ * or is completing, and we wait the few instructions that takes, so
+ * that our caller finds the future complete. No cancel flag: the call
+ * pool's lock alone decides, so concurrent cancels agree.
+ */
+static int call_cancel(struct weft_future *f, struct weft__io_op *op)
+{
+	int r = weft__blk_cancel(op->io->calls, op);
+
+	if (r == -EALREADY)
+		while (!weft__future_is_complete(atomic_load_explicit(
+			&f->state, memory_order_acquire)))
+			sched_yield();
+	return r;
 }
 
 /* weft_future_cancel() of an I/O future (future.c). */
@@ -461,6 +529,8 @@ int weft__io_cancel(struct weft_future *f)
 
 	if (weft__future_is_complete(atomic_load(&f->state)))
 		return -EALREADY;
+	if (op->opcode == IO_CALL)
+		return call_cancel(f, op);
 	if (!atomic_compare_exchange_strong(&op->cancel, &zero, 1))
 		return -EBUSY; /* an earlier cancel is on its way */
 	if (op->opcode == IO_TIMEOUT) {
@@ -489,9 +559,37 @@ int weft__io_cancel(struct weft_future *f)
 	return -EBUSY;
 }
 
+/* Count one completion of an I/O operation of @io (weft__io_counts()). */
+static void count_done(struct weft__io *io)
+{
+	if (pthread_equal(pthread_self(), io->self))
+		/* The io thread is the only writer: no RMW. */
+		atomic_store_explicit(
+			&io->completed_io,
+			atomic_load_explicit(&io->completed_io,
+					     memory_order_relaxed) + 1,
+			memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&io->completed_other, 1,
+					  memory_order_relaxed);
+}
+
 void weft__io_done(struct weft__io_op *op, int64_t res)
 {
 	struct weft_future *f = weft__io_future_of(op);
+
+	if (op->opcode == IO_CALL) {
+		/* fn's error and value, as weft__future_run() completes a
+		 * task's future (a cancelled call: -ECANCELED, no value). */
+		weft__future_complete(f, (int)res,
+				      res ? NULL : op->u.call.value);
+		weft_future_unref(f);
+		return;
+	}
+	count_done(op->io);
+	/* A trace shows each op from submission to completion (obs.h). */
+	if (op->io->pool->obs)
+		weft__obs_io(op->io->pool, op->opcode, op, op->t_submit);
 
 #if WEFT_HAVE_VALGRIND_H
 	/* The kernel wrote these behind Memcheck's back (io_uring). */
@@ -551,7 +649,26 @@ WEFT_API int64_t weft_io_result(const struct weft_future *f)
 	s = atomic_load_explicit(&f->state, memory_order_acquire);
 	if (!weft__future_is_complete(s))
 		return -EINPROGRESS;
-	return f->err ? f->err : (int64_t)(intptr_t)f->value;
+	/* A blocking call's value is a pointer, not a result: its error. */
+	if (f->err || weft__io_op_of((struct weft_future *)f)->opcode == IO_CALL)
+		return f->err;
+	return (int64_t)(intptr_t)f->value;
+}
+
+int weft__io_wait(struct weft_future *f)
+{
+	if (weft__future_wait(f, WEFT_FOREVER) == 0)
+		return 0;
+	/* The waiting task was cancelled. The operation may still write
+	 * into the caller's memory (a call may still use it): cancel it,
+	 * then wait, shielded, for its own completion (DESIGN.md section
+	 * 6). */
+	weft_future_cancel(f);
+	weft_cancel_shield_push();
+	while (weft__future_wait(f, WEFT_FOREVER) != 0)
+		;
+	weft_cancel_shield_pop();
+	return -ECANCELED;
 }
 
 WEFT_API int64_t weft_io_await(struct weft_future *f)
@@ -560,17 +677,35 @@ WEFT_API int64_t weft_io_await(struct weft_future *f)
 
 	if (!f || f->kind != K_IO)
 		return -EINVAL;
-	if (weft__future_wait(f, WEFT_FOREVER) != 0) {
-		/* The waiting task was cancelled. The operation may still
-		 * write into the caller's memory: cancel it, then wait,
-		 * shielded, for its own completion (DESIGN.md section 6). */
-		weft_future_cancel(f);
-		weft_cancel_shield_push();
-		while (weft__future_wait(f, WEFT_FOREVER) != 0)
-			;
-		weft_cancel_shield_pop();
-	}
+	(void)weft__io_wait(f);
 	res = weft_io_result(f);
 	weft_future_unref(f);
 	return res;
+}
+
+/* ---- counters (weft_pool_stats(), obs.c) -------------------------------- */
+
+void weft__io_counts(struct weft_pool *pool, struct weft__io_counts *out)
+{
+	struct weft__io *io = pool->io;
+	uint64_t sub = 0;
+	unsigned threads, queued, running;
+
+	*out = (struct weft__io_counts){ 0 };
+	if (!io)
+		return;
+	/* relaxed: counters, each read alone (io.h: a snapshot). */
+	for (unsigned i = 0; i < pool->nworkers; i++)
+		sub += atomic_load_explicit(&pool->workers[i].stats.io_submitted,
+					    memory_order_relaxed);
+	sub += atomic_load_explicit(&io->submitted_outside,
+				    memory_order_relaxed);
+	out->io_submitted = sub;
+	out->io_completed =
+		atomic_load_explicit(&io->completed_io, memory_order_relaxed) +
+		atomic_load_explicit(&io->completed_other,
+				     memory_order_relaxed);
+	weft__blk_counts(io->calls, &threads, &queued, &running);
+	out->blocking_in_flight = (uint64_t)queued + running;
+	out->blocking_threads = threads;
 }

@@ -1,7 +1,7 @@
 /*
  * io/ops.c - the public operations of weft/io.h: argument checks, the
- * operation record, the multishot acceptor, and the loops over short
- * transfers.
+ * operation record, the multishot acceptor, the loops over short
+ * transfers, and blocking calls.
  *
  * Each weft_io_*() call checks its arguments (nothing is allocated or
  * started on -EINVAL), allocates the future with its op record behind it,
@@ -25,8 +25,6 @@
 #include "core/pool.h"
 #include "io/io.h"
 #include "util/spinlock.h"
-
-int weft__io_submit(struct weft_pool *pool, struct weft__io_op *op);
 
 /* The pool to use: @pool, or the calling task's. */
 static struct weft_pool *pool_or_current(struct weft_pool *pool)
@@ -584,4 +582,58 @@ out:
 	*data = buf;
 	*len = have;
 	return 0;
+}
+
+/* ---- blocking calls ------------------------------------------------------ */
+
+/*
+ * An IO_CALL op: the usual record, run by the call pool (io->calls) rather
+ * than the io thread, so it is awaited, cancelled and freed like any I/O
+ * future. Detached (@out NULL), the backend's reference is the only one,
+ * as a detached task's queue entry is (core/pool.c).
+ */
+WEFT_API int weft_submit_blocking(struct weft_pool *pool, weft_task_fn fn,
+				  void *arg, struct weft_future **out)
+{
+	struct weft__io_op *op;
+	struct weft_future *f;
+	int err;
+
+	if (out)
+		*out = NULL;
+	if (!fn || !(pool = pool_or_current(pool)))
+		return -EINVAL;
+	op = op_new(IO_CALL, -1, WEFT_FOREVER);
+	if (!op)
+		return -ENOMEM;
+	op->u.call.fn = fn;
+	op->u.call.arg = arg;
+	f = weft__io_future_of(op);
+	err = weft__io_submit(pool, op);
+	if (err || !out)
+		weft_future_unref(f);
+	else
+		*out = f;
+	return err;
+}
+
+WEFT_API int weft_run_blocking(struct weft_pool *pool, weft_task_fn fn,
+			       void *arg, void **value)
+{
+	struct weft_future *f;
+	int err;
+
+	/* A cancelled task starts nothing (as the loops above). */
+	if (weft_task_cancelled())
+		return -ECANCELED;
+	err = weft_submit_blocking(pool, fn, arg, &f);
+	if (err)
+		return err;
+	/* Cancelled while it waits: a queued call is dropped (-ECANCELED),
+	 * a running one is waited for, shielded, since fn may be using the
+	 * caller's memory. */
+	(void)weft__io_wait(f);
+	err = weft_future_try_get(f, value); /* complete: never -EAGAIN */
+	weft_future_unref(f);
+	return err;
 }

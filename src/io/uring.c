@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "weft/io.h"
+#include "core/obs.h"
 #include "core/pool.h"
 #include "io/io.h"
 #include "util/futex.h"
@@ -669,15 +670,26 @@ void weft__uring_run(struct weft__io *io)
 	struct weft__uring *u = io->ring;
 
 	for (;;) {
+		/* A trace shows the turns that did something (obs.h). */
+		bool tr = io->pool->obs & OBS_TRACE;
+		int64_t t0 = tr ? weft_now() : 0;
 		bool busy = take_requests(io, u);
+		unsigned n;
 		int64_t next;
 
 		if (atomic_load(&io->stop))
 			stop_all(u);
 		prep_pending(io, u);
 		submit(u);
-		if (reap(io, u))
+		if (tr && busy)
+			weft__obs_io_batch(io->pool, 0, t0, 0);
+		t0 = tr ? weft_now() : 0;
+		n = reap(io, u);
+		if (n) {
 			busy = true;
+			if (tr)
+				weft__obs_io_batch(io->pool, 1, t0, n);
+		}
 		next = weft__io_run_timers(io);
 		if (atomic_load(&io->stop)) {
 			if (!u->in_flight && !u->head &&

@@ -4,7 +4,8 @@
 unsigned weft_hc_pool(void);
 unsigned weft_hc_pool(void)
 {
-	struct weft_pool_options opts = { 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	struct weft_pool_options opts = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+					  0, 0, 0, 0, 0, 0, 0 };
 	struct weft_pool *pool = 0;
 	weft_worker_hook hook = 0;
 	int (*create)(const struct weft_pool_options *, struct weft_pool **) =
