@@ -149,42 +149,10 @@ static void put_shared(struct weft__obs *ob, uint32_t kind, uint64_t id,
 	pthread_mutex_unlock(&ob->lock);
 }
 
-void weft__obs_task_fn(const struct weft_future *f, void **fn, void **arg)
-{
-	if (f->kind == K_FRAME) {
-		const struct weft__frame *fr = f->fn;
-
-		*fn = (void *)fr->fn;
-		*arg = fr->arg;
-	} else {
-		*fn = f->fn;
-		*arg = f->arg;
-	}
-}
-
 static void hook(struct weft_pool *pool, enum weft_task_event ev,
 		 const struct weft_future *f, void *fn, void *arg, int worker)
 {
-	struct weft_task_event_info info = {
-		.event = ev, .task = f, .fn = fn, .arg = arg, .worker = worker,
-	};
-
-	pool->o->hook(&info, pool->o->hook_arg);
-}
-
-void weft__obs_created(struct weft_pool *pool, struct weft_future *f)
-{
-	struct weft__worker *w;
-	void *fn, *arg;
-
-	/* A fork child's record (evacuated when its parent waited) is not a
-	 * submission: its parent's join may even take it back unrun. */
-	if (!(pool->obs & OBS_HOOK) || f->kind == K_FRAME)
-		return;
-	w = weft__current_worker();
-	weft__obs_task_fn(f, &fn, &arg);
-	hook(pool, WEFT_TASK_CREATED, f, fn, arg,
-	     w && w->pool == pool ? (int)w->index : -1);
+	weft__obs_hook(pool->o, ev, f, fn, arg, worker);
 }
 
 /* The slow-task clock: a run holds the worker from the start of an

@@ -39,6 +39,8 @@
 #include <stdint.h>
 
 #include "weft/obs.h"
+#include "core/future.h"
+#include "core/spawn.h"
 
 struct weft_pool;
 struct weft_future;
@@ -105,8 +107,8 @@ int weft__obs_init(struct weft_pool *pool, const struct weft_pool_options *o);
  * stopped. */
 void weft__obs_fini(struct weft_pool *pool);
 
-/* The slow paths of the event sites (obs.c); callers test pool->obs. */
-void weft__obs_created(struct weft_pool *pool, struct weft_future *f);
+/* The slow paths of the event sites (obs.c); callers test pool->obs.
+ * (The created event has only the hook: push() calls it inline.) */
 void weft__obs_started(struct weft__worker *w, struct weft_future *f,
 		       void *fn, void *arg);
 void weft__obs_finished(struct weft__worker *w, struct weft_future *f,
@@ -125,6 +127,33 @@ void weft__obs_io_batch(struct weft_pool *pool, unsigned kind,
 
 /* The function and argument a task was submitted with (for K_FRAME, the
  * fork child's). */
-void weft__obs_task_fn(const struct weft_future *f, void **fn, void **arg);
+static inline void weft__obs_task_fn(const struct weft_future *f, void **fn,
+				     void **arg)
+{
+	if (f->kind == K_FRAME) {
+		const struct weft__frame *fr = f->fn;
+
+		*fn = (void *)fr->fn;
+		*arg = fr->arg;
+	} else {
+		*fn = f->fn;
+		*arg = f->arg;
+	}
+}
+
+/* Call the pool's task hook (pool->obs has OBS_HOOK). Inline: with a hook
+ * and nothing else on, the scheduler's event sites call it directly, so
+ * that an event costs the hook's own call and little more (bench_obs). */
+static inline void weft__obs_hook(struct weft__obs *ob,
+				  enum weft_task_event ev,
+				  const struct weft_future *f, void *fn,
+				  void *arg, int worker)
+{
+	struct weft_task_event_info info = {
+		.event = ev, .task = f, .fn = fn, .arg = arg, .worker = worker,
+	};
+
+	ob->hook(&info, ob->hook_arg);
+}
 
 #endif /* WEFT_CORE_OBS_H */

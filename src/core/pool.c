@@ -162,8 +162,13 @@ static int push(struct weft_pool *pool, struct weft_future *f, bool ref)
 	struct weft__worker *w = weft__current_worker();
 
 	f->pool = pool;
-	if (__builtin_expect(pool->obs != 0, 0))
-		weft__obs_created(pool, f);
+	if (__builtin_expect(pool->obs != 0, 0) && f->kind != K_FRAME &&
+	    (pool->obs & OBS_HOOK))
+		/* Inline: see weft__obs_hook(). A fork child's record
+		 * (evacuated when its parent waited) is not a submission:
+		 * its parent's join may even take it back unrun. */
+		weft__obs_hook(pool->o, WEFT_TASK_CREATED, f, f->fn, f->arg,
+			       w && w->pool == pool ? (int)w->index : -1);
 	if (w && w->pool == pool) {
 		/* Our own pool: no state check needed, a worker may submit
 		 * while the pool drains, and it cannot be STOPPED while one
@@ -174,7 +179,7 @@ static int push(struct weft_pool *pool, struct weft_future *f, bool ref)
 		 * the entry, run it and drop that reference. */
 		if (ref)
 			weft_future_ref(f);
-		if (f->kind != K_FRAME) /* see weft__obs_created() */
+		if (f->kind != K_FRAME) /* not a submission: see above */
 			WEFT__STAT_INC(w, submitted);
 		if (push_own(w, f))
 			return 0;
@@ -287,16 +292,28 @@ static _Noreturn void unjoined(struct weft_future *f, uint32_t n)
  * The future stays alive: the caller holds a reference (the queue's, or
  * the waiter's that runs it inline). */
 static __attribute__((noinline)) void run_observed(struct weft__worker *w,
+						   struct weft__fiber *self,
 						   struct weft_future *f)
 {
 	void *fn, *arg;
 
 	weft__obs_task_fn(f, &fn, &arg);
+	if (w->pool->obs == OBS_HOOK) {
+		/* Only a hook: call it from here (obs.h). */
+		struct weft__obs *ob = w->pool->o;
+
+		weft__obs_hook(ob, WEFT_TASK_STARTED, f, fn, arg,
+			       (int)w->index);
+		weft__future_run(f);
+		weft__obs_hook(ob, WEFT_TASK_FINISHED, f, fn, arg,
+			       (int)self->worker->index);
+		return;
+	}
 	weft__obs_started(w, f, fn, arg);
 	weft__future_run(f);
-	weft__obs_finished(weft__current_worker(), f, fn, arg,
-			   f->waiting_in == NULL);
-	(void)w;
+	/* The task may have moved the fiber: the resuming worker wrote
+	 * itself into it. */
+	weft__obs_finished(self->worker, f, fn, arg, f->waiting_in == NULL);
 }
 
 void weft__worker_run(struct weft__worker *w, struct weft_future *f)
@@ -320,7 +337,7 @@ void weft__worker_run(struct weft__worker *w, struct weft_future *f)
 	depth = weft__forkq_depth(&self->fq);
 	WEFT__STAT_INC(w, tasks_run);
 	if (__builtin_expect(w->pool->obs != 0, 0)) {
-		run_observed(w, f);
+		run_observed(w, self, f);
 	} else {
 		weft__future_run(f);
 	}
