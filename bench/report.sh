@@ -68,10 +68,10 @@ done
 
 # The programs that compare weft with peers, and those that measure only
 # weft's own targets (milestones 0.1-0.2: a context switch, awaits and
-# suspended tasks' memory, idle CPU).
+# suspended tasks' memory, idle CPU; 0.5: what observability costs).
 compare="bench_fib bench_tree bench_submit bench_map"
 cpu_programs="$compare"
-own="bench_switch bench_async bench_idle"
+own="bench_switch bench_async bench_idle bench_obs"
 [ "$mode" = --tiny ] && targets=0
 [ -n "$scaling" ] && targets=0
 
