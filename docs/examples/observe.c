@@ -2,9 +2,10 @@
  * observe.c - the pool's counters, a task event hook, a slow-task report
  * and a trace (weft/obs.h; docs/observability.md).
  *
- * It runs a small fork/join tree, some tasks that wait, and one task that
- * holds its worker for 30 ms; prints the counters; and writes trace.json
- * (or argv[1]), which https://ui.perfetto.dev opens.
+ * It runs a small fork/join tree, some tasks that wait, a task that makes
+ * I/O round trips, and one task that holds its worker for 30 ms; prints
+ * the counters; and writes trace.json (or argv[1]), which
+ * https://ui.perfetto.dev opens.
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -56,6 +57,20 @@ int napper(void *arg, void **result)
 	return 0;
 }
 
+int pinger(void *arg, void **result)
+{
+	struct weft_pool *pool = arg;
+
+	for (int i = 0; i < 3; i++) {
+		struct weft_future *f;
+
+		if (weft_io_nop(pool, WEFT_FOREVER, &f) == 0)
+			weft_io_await(f); /* an I/O op: the task waits */
+	}
+	*result = NULL;
+	return 0;
+}
+
 int hog(void *arg, void **result)
 {
 	int64_t until = weft_now() + 30 * 1000 * 1000;
@@ -72,7 +87,7 @@ int main(int argc, char **argv)
 	const char *path = argc > 1 ? argv[1] : "trace.json";
 	struct weft_pool_options opts;
 	struct weft_pool *pool;
-	struct weft_future *f[10];
+	struct weft_future *f[11];
 	struct weft_pool_stats st;
 	struct weft_worker_stats per[2];
 	void *v;
@@ -90,8 +105,9 @@ int main(int argc, char **argv)
 	for (int i = 1; i < 9; i++)
 		weft_submit(pool, napper, NULL, &f[i]);
 	weft_submit(pool, hog, NULL, &f[9]);
+	weft_submit(pool, pinger, pool, &f[10]);
 	weft_future_get(f[0], &v);
-	for (int i = 0; i < 10; i++) {
+	for (int i = 0; i < 11; i++) {
 		weft_future_wait(f[i]);
 		weft_future_unref(f[i]);
 	}
