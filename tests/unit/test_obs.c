@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,10 @@ static int hog_task(void *arg, void **res)
 			atomic_store(&h->timed_out, 1);
 			break;
 		}
+		/* Not a weft wait (the worker stays held), but lets the
+		 * thief's thread run under Valgrind, which runs one thread
+		 * at a time. */
+		sched_yield();
 	}
 	*res = NULL;
 	return 0;
@@ -616,7 +621,7 @@ static void spin_ms(int64_t ms)
 	int64_t until = weft_now() + ms * MS;
 
 	while (weft_now() < until)
-		;
+		sched_yield(); /* for Valgrind; still no weft wait */
 }
 
 static int hog_60ms(void *arg, void **res)
