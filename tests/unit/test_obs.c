@@ -345,6 +345,72 @@ Test(obs, fibers_in_use_follow_waiting_tasks, .timeout = 60)
 	gate_fini(&g);
 }
 
+/* ---- queue depths ---------------------------------------------------------- */
+
+struct holder {
+	struct weft_pool *pool;
+	int kids;	     /* tasks to push on its own deque first */
+	atomic_int pushed;   /* 1 once they are pushed */
+	atomic_int release;  /* set by the test */
+	atomic_int ran;	     /* kids that ran */
+};
+
+static int kid_task(void *arg, void **res)
+{
+	struct holder *h = arg;
+
+	atomic_fetch_add(&h->ran, 1);
+	*res = NULL;
+	return 0;
+}
+
+/* Holds the only worker (spinning, not waiting) until released: whatever
+ * is queued meanwhile stays queued. */
+static int holder_task(void *arg, void **res)
+{
+	struct holder *h = arg;
+	int64_t until = weft_now() + 20000 * MS;
+
+	for (int i = 0; i < h->kids; i++)
+		cr_assert_eq(weft_submit(h->pool, kid_task, h, NULL), 0);
+	atomic_store(&h->pushed, 1);
+	while (!atomic_load(&h->release) && weft_now() < until)
+		sched_yield();
+	*res = NULL;
+	return 0;
+}
+
+Test(obs, queue_depths_while_the_worker_is_held, .timeout = 60)
+{
+	struct weft_pool *p = pool_new(1);
+	struct holder h = {.pool = p, .kids = 3};
+	struct weft_pool_stats s;
+	struct weft_worker_stats w[1];
+	struct weft_future *f;
+
+	cr_assert_eq(weft_submit(p, holder_task, &h, &f), 0);
+	cr_assert(wait_int(&h.pushed, 1));
+	/* Five outside submissions the held worker cannot take. */
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(weft_submit(p, kid_task, &h, NULL), 0);
+	stats(p, &s, w, 1);
+	cr_expect_eq(s.inject_depth, 5);
+	cr_expect_eq(w[0].deque_depth, 3, "the holder's own three");
+	cr_expect_eq(s.total.deque_depth, 3);
+	cr_expect_eq(s.submitted_outside, 6);
+	cr_expect_eq(w[0].submitted, 3);
+	atomic_store(&h.release, 1);
+	cr_assert_eq(weft_future_wait(f), 0);
+	weft_future_unref(f);
+	cr_assert(wait_int(&h.ran, 8));
+	cr_assert_eq(weft_pool_shutdown(p, 0, WEFT_FOREVER), 0);
+	stats(p, &s, w, 1);
+	cr_expect_eq(s.inject_depth, 0);
+	cr_expect_eq(s.total.deque_depth, 0);
+	cr_expect_eq(s.completed, 9);
+	weft_pool_destroy(p);
+}
+
 /* ---- I/O and blocking calls ------------------------------------------------ */
 
 static int nops_task(void *arg, void **res)
