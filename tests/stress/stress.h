@@ -259,6 +259,41 @@ void stress_watch(struct weft_future *f, size_t id);
 int stress_cancel(struct stress_track *t, size_t id, struct weft_future *f);
 
 /*
+ * Tracked batches: what an outside thread of a mixed phase does (stress_io,
+ * stress_blocking). It submits b->tasks tasks of b->fn to b->pool in
+ * batches of b->batch (at most STRESS_BATCH_MAX), each with a struct
+ * stress_task_arg (a fresh id of b->t, a seed from b->rng), recorded and
+ * watched; cancels 1 in 16 at once; between submitting and waiting, runs
+ * the thread's own op (b->own_op(b->ctx)) every tasks / ops submissions and
+ * cancels 1 in b->late_cancel again (those tasks are in their waits by
+ * then); then waits for each and checks its end: DONE with
+ * stress_plan_value(id), or CANCELLED, or (b->failed_cancel) FAILED with
+ * -ECANCELED, what a task returns when a wait it was in was cancelled.
+ * Each cancel adds 1 to *b->cancels.
+ */
+#define STRESS_BATCH_MAX 64
+
+struct stress_task_arg {
+	size_t id;
+	uint64_t seed;
+};
+
+struct stress_batches {
+	struct weft_pool *pool;
+	struct stress_track *t;
+	weft_task_fn fn;
+	size_t batch, tasks, ops;
+	void (*own_op)(void *ctx);
+	void *ctx;
+	uint64_t *rng;
+	unsigned late_cancel;
+	bool failed_cancel;
+	_Atomic uint64_t *cancels;
+};
+
+void stress_run_batches(const struct stress_batches *b);
+
+/*
  * stress_verify() - the end-of-run check of ids [@lo, @hi): every id with
  * REC_WATCHED completed exactly once; a cancel that returned 0 means it
  * never ran and is CANCELLED; -EBUSY means it ran and is not CANCELLED; a

@@ -336,14 +336,9 @@ static void random_op(struct who *w)
 
 /* ---- tasks and outside threads ------------------------------------------ */
 
-struct task_arg {
-	size_t id;
-	uint64_t seed;
-};
-
 static int call_task(void *arg, void **result)
 {
-	struct task_arg *t = arg;
+	struct stress_task_arg *t = arg;
 	struct who w = {.task = true, .rng = t->seed};
 
 	stress_task_start(&tr, t->id);
@@ -362,67 +357,23 @@ struct phase {
 	size_t ops_per_thread;
 };
 
+static void own_op(void *w)
+{
+	random_op(w);
+}
+
 static void mix_thread(void *arg, unsigned index)
 {
 	struct phase *ph = arg;
 	struct who w = {.task = false, .rng = stress_stream(9100 + index)};
-	struct task_arg ta[BATCH];
-	struct weft_future *fs[BATCH];
-	size_t ops_every = ph->ops_per_thread
-				   ? ph->tasks_per_thread / ph->ops_per_thread + 1
-				   : SIZE_MAX;
+	struct stress_batches b = {
+		.pool = pool, .t = &tr, .fn = call_task, .batch = BATCH,
+		.tasks = ph->tasks_per_thread, .ops = ph->ops_per_thread,
+		.own_op = own_op, .ctx = &w, .rng = &w.rng, .late_cancel = 8,
+		.failed_cancel = false, .cancels = &n_task_cancels,
+	};
 
-	for (size_t done = 0; done < ph->tasks_per_thread;) {
-		size_t n = ph->tasks_per_thread - done < BATCH
-				   ? ph->tasks_per_thread - done
-				   : BATCH;
-
-		for (size_t k = 0; k < n; k++) {
-			ta[k].id = stress_track_alloc(&tr, 1);
-			ta[k].seed = stress_rand(&w.rng);
-			stress_where("submit", ta[k].id);
-			int rc = weft_submit(pool, call_task, &ta[k], &fs[k]);
-
-			STRESS_CHECK(rc == 0, "submit = %d", rc);
-			if (rc) {
-				fs[k] = NULL;
-				continue;
-			}
-			stress_flag(&tr, ta[k].id, REC_SUBMITTED);
-			stress_watch(fs[k], ta[k].id);
-			if (stress_below(&w.rng, 16) == 0) {
-				stress_cancel(&tr, ta[k].id, fs[k]);
-				count(&n_task_cancels, 1);
-			}
-		}
-		for (size_t k = 0; k < n; k++)
-			if ((done + k) % ops_every == 0)
-				random_op(&w);
-		/* cancels of tasks that are waiting for their calls now */
-		for (size_t k = 0; k < n; k++)
-			if (fs[k] && stress_below(&w.rng, 8) == 0) {
-				stress_cancel(&tr, ta[k].id, fs[k]);
-				count(&n_task_cancels, 1);
-			}
-		for (size_t k = 0; k < n; k++) {
-			if (!fs[k])
-				continue;
-			stress_where("wait task", ta[k].id);
-			STRESS_CHECK(weft_future_wait(fs[k]) == 0, "wait");
-			int st = weft_future_state(fs[k]);
-
-			STRESS_CHECK(st == WEFT_FUTURE_DONE ||
-					     st == WEFT_FUTURE_CANCELLED,
-				     "task %zu: state %d error %d", ta[k].id,
-				     st, weft_future_error(fs[k]));
-			if (st == WEFT_FUTURE_DONE)
-				STRESS_CHECK(weft_future_value(fs[k]) ==
-						     stress_plan_value(ta[k].id),
-					     "task %zu: value", ta[k].id);
-			weft_future_unref(fs[k]);
-		}
-		done += n;
-	}
+	stress_run_batches(&b);
 	stress_where("done", 0);
 }
 
@@ -493,7 +444,7 @@ static void run_mix(const char *name, size_t tasks, size_t thread_ops,
 /* A task that makes calls until it is cancelled. */
 static int looping_task(void *arg, void **result)
 {
-	struct task_arg *t = arg;
+	struct stress_task_arg *t = arg;
 	struct who w = {.task = true, .rng = t->seed};
 
 	(void)result;
@@ -556,7 +507,7 @@ static void leaving_thread(void *arg, unsigned index)
 static void run_shutdown(size_t rounds)
 {
 	enum { N = 8 };
-	struct task_arg ta[N];
+	struct stress_task_arg ta[N];
 	struct weft_future *fs[N];
 
 	stress_track_reset(&tr);

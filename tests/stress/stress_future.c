@@ -189,6 +189,74 @@ int stress_cancel(struct stress_track *t, size_t id, struct weft_future *f)
 	return rc;
 }
 
+static void batch_cancel(const struct stress_batches *b, size_t id,
+			 struct weft_future *f)
+{
+	stress_cancel(b->t, id, f);
+	atomic_fetch_add_explicit(b->cancels, 1, memory_order_relaxed);
+}
+
+void stress_run_batches(const struct stress_batches *b)
+{
+	struct stress_task_arg ta[STRESS_BATCH_MAX];
+	struct weft_future *fs[STRESS_BATCH_MAX];
+	size_t batch = b->batch < STRESS_BATCH_MAX ? b->batch : STRESS_BATCH_MAX;
+	size_t ops_every = b->ops ? b->tasks / b->ops + 1 : SIZE_MAX;
+
+	for (size_t done = 0; done < b->tasks;) {
+		size_t n = b->tasks - done < batch ? b->tasks - done : batch;
+
+		for (size_t k = 0; k < n; k++) {
+			ta[k].id = stress_track_alloc(b->t, 1);
+			ta[k].seed = stress_rand(b->rng);
+			stress_where("submit", ta[k].id);
+			int rc = weft_submit(b->pool, b->fn, &ta[k], &fs[k]);
+
+			STRESS_CHECK(rc == 0, "submit = %d", rc);
+			if (rc) {
+				fs[k] = NULL;
+				continue;
+			}
+			stress_flag(b->t, ta[k].id, REC_SUBMITTED);
+			stress_watch(fs[k], ta[k].id);
+			/* cancel some tasks at once, queued or running */
+			if (stress_below(b->rng, 16) == 0)
+				batch_cancel(b, ta[k].id, fs[k]);
+		}
+		/* the thread's own ops, with blocking waits, while the batch
+		 * runs */
+		for (size_t k = 0; k < n; k++)
+			if ((done + k) % ops_every == 0)
+				b->own_op(b->ctx);
+		/* and some cancels of tasks that are in their waits now */
+		for (size_t k = 0; k < n; k++)
+			if (fs[k] && stress_below(b->rng, b->late_cancel) == 0)
+				batch_cancel(b, ta[k].id, fs[k]);
+		for (size_t k = 0; k < n; k++) {
+			if (!fs[k])
+				continue;
+			stress_where("wait task", ta[k].id);
+			STRESS_CHECK(weft_future_wait(fs[k]) == 0, "wait");
+			int st = weft_future_state(fs[k]);
+
+			STRESS_CHECK(st == WEFT_FUTURE_DONE ||
+					     st == WEFT_FUTURE_CANCELLED ||
+					     (b->failed_cancel &&
+					      st == WEFT_FUTURE_FAILED &&
+					      weft_future_error(fs[k]) ==
+						      -ECANCELED),
+				     "task %zu: state %d error %d", ta[k].id,
+				     st, weft_future_error(fs[k]));
+			if (st == WEFT_FUTURE_DONE)
+				STRESS_CHECK(weft_future_value(fs[k]) ==
+						     stress_plan_value(ta[k].id),
+					     "task %zu: value", ta[k].id);
+			weft_future_unref(fs[k]);
+		}
+		done += n;
+	}
+}
+
 size_t stress_verify(struct stress_track *t, size_t lo, size_t hi,
 		     bool must_run, bool shutdown_cancel)
 {

@@ -428,14 +428,9 @@ static void random_op(struct who *w)
 
 /* ---- tasks and threads -------------------------------------------------- */
 
-struct task_arg {
-	size_t id;
-	uint64_t seed;
-};
-
 static int io_task(void *arg, void **result)
 {
-	struct task_arg *t = arg;
+	struct stress_task_arg *t = arg;
 	struct who w = {.task = true, .rng = t->seed, .a = -1, .b = -1,
 			.task_id = t->id};
 
@@ -459,74 +454,26 @@ struct phase {
 	size_t ops_per_thread;
 };
 
+static void own_op(void *w)
+{
+	random_op(w);
+}
+
 static void mix_thread(void *arg, unsigned index)
 {
 	struct phase *ph = arg;
 	struct who w = {.task = false, .rng = stress_stream(7000 + index),
 			.a = -1, .b = -1};
-	struct task_arg ta[BATCH];
-	struct weft_future *fs[BATCH];
-	size_t ops_every = ph->ops_per_thread
-				   ? ph->tasks_per_thread / ph->ops_per_thread + 1
-				   : SIZE_MAX;
+	/* A task may end FAILED -ECANCELED: an op's await it was in was
+	 * cancelled and the task returned that. */
+	struct stress_batches b = {
+		.pool = pool, .t = &tr, .fn = io_task, .batch = BATCH,
+		.tasks = ph->tasks_per_thread, .ops = ph->ops_per_thread,
+		.own_op = own_op, .ctx = &w, .rng = &w.rng, .late_cancel = 16,
+		.failed_cancel = true, .cancels = &n_task_cancels,
+	};
 
-	for (size_t done = 0; done < ph->tasks_per_thread;) {
-		size_t n = ph->tasks_per_thread - done < BATCH
-				   ? ph->tasks_per_thread - done
-				   : BATCH;
-
-		for (size_t k = 0; k < n; k++) {
-			ta[k].id = stress_track_alloc(&tr, 1);
-			ta[k].seed = stress_rand(&w.rng);
-			stress_where("submit", ta[k].id);
-			int rc = weft_submit(pool, io_task, &ta[k], &fs[k]);
-
-			STRESS_CHECK(rc == 0, "submit = %d", rc);
-			if (rc) {
-				fs[k] = NULL;
-				continue;
-			}
-			stress_flag(&tr, ta[k].id, REC_SUBMITTED);
-			stress_watch(fs[k], ta[k].id);
-			/* cancel some tasks at once, queued or running */
-			if (stress_below(&w.rng, 16) == 0) {
-				stress_cancel(&tr, ta[k].id, fs[k]);
-				count(&n_task_cancels, 1);
-			}
-		}
-		/* this thread's own ops, with blocking waits, while the
-		 * batch runs */
-		for (size_t k = 0; k < n; k++)
-			if ((done + k) % ops_every == 0)
-				random_op(&w);
-		/* and some cancels of tasks that are in their awaits now */
-		for (size_t k = 0; k < n; k++)
-			if (fs[k] && stress_below(&w.rng, 16) == 0) {
-				stress_cancel(&tr, ta[k].id, fs[k]);
-				count(&n_task_cancels, 1);
-			}
-		for (size_t k = 0; k < n; k++) {
-			if (!fs[k])
-				continue;
-			stress_where("wait task", ta[k].id);
-			STRESS_CHECK(weft_future_wait(fs[k]) == 0, "wait");
-			int st = weft_future_state(fs[k]);
-
-			STRESS_CHECK(st == WEFT_FUTURE_DONE ||
-					     st == WEFT_FUTURE_CANCELLED ||
-					     (st == WEFT_FUTURE_FAILED &&
-					      weft_future_error(fs[k]) ==
-						      -ECANCELED),
-				     "task %zu: state %d error %d", ta[k].id,
-				     st, weft_future_error(fs[k]));
-			if (st == WEFT_FUTURE_DONE)
-				STRESS_CHECK(weft_future_value(fs[k]) ==
-						     stress_plan_value(ta[k].id),
-					     "task %zu: value", ta[k].id);
-			weft_future_unref(fs[k]);
-		}
-		done += n;
-	}
+	stress_run_batches(&b);
 	if (w.a >= 0) {
 		close(w.a);
 		close(w.b);
