@@ -58,7 +58,6 @@ int weft__obs_init(struct weft_pool *pool, const struct weft_pool_options *o)
 	}
 	for (unsigned i = 0; i < pool->nworkers; i++)
 		pool->workers[i].stats_on = !o->no_stats;
-	pool->stats_on = !o->no_stats;
 	if (!o->on_task_event && !cap && !slow_ns)
 		return 0; /* nothing to keep: pool->o stays NULL */
 	ob = calloc(1, sizeof(*ob));
@@ -149,12 +148,6 @@ static void put_shared(struct weft__obs *ob, uint32_t kind, uint64_t id,
 	pthread_mutex_unlock(&ob->lock);
 }
 
-static void hook(struct weft_pool *pool, enum weft_task_event ev,
-		 const struct weft_future *f, void *fn, void *arg, int worker)
-{
-	weft__obs_hook(pool->o, ev, f, fn, arg, worker);
-}
-
 /* The slow-task clock: a run holds the worker from the start of an
  * outermost task, or a resume, to the end of that task or a suspend. */
 static void slice_open(struct weft__worker *w, void *fn)
@@ -211,7 +204,8 @@ void weft__obs_started(struct weft__worker *w, struct weft_future *f,
 	if (obs & OBS_TRACE)
 		put(w->trace, TEV_BEGIN, (uintptr_t)f, fn, 0, weft_now());
 	if (obs & OBS_HOOK)
-		hook(w->pool, WEFT_TASK_STARTED, f, fn, arg, (int)w->index);
+		weft__obs_hook(w->pool->o, WEFT_TASK_STARTED, f, fn, arg,
+			       (int)w->index);
 }
 
 void weft__obs_finished(struct weft__worker *w, struct weft_future *f,
@@ -220,7 +214,8 @@ void weft__obs_finished(struct weft__worker *w, struct weft_future *f,
 	uint32_t obs = w->pool->obs;
 
 	if (obs & OBS_HOOK)
-		hook(w->pool, WEFT_TASK_FINISHED, f, fn, arg, (int)w->index);
+		weft__obs_hook(w->pool->o, WEFT_TASK_FINISHED, f, fn, arg,
+			       (int)w->index);
 	if (obs & OBS_TRACE)
 		put(w->trace, TEV_END, (uintptr_t)f, fn, 0, weft_now());
 	if ((obs & OBS_SLOW) && outermost)
@@ -245,7 +240,8 @@ void weft__obs_suspend(struct weft__worker *w, struct weft__fiber *self)
 	if (t)
 		weft__obs_task_fn(t, &fn, &arg);
 	if (obs & OBS_HOOK)
-		hook(w->pool, WEFT_TASK_SUSPENDED, t, fn, arg, (int)w->index);
+		weft__obs_hook(w->pool->o, WEFT_TASK_SUSPENDED, t, fn, arg,
+			       (int)w->index);
 	if (obs & OBS_TRACE)
 		put(w->trace, TEV_SUSPEND, (uintptr_t)self, fn, 0, weft_now());
 	if (obs & OBS_SLOW)
@@ -271,7 +267,8 @@ void weft__obs_resume(struct weft__worker *w, struct weft__fiber *self)
 	if (obs & OBS_TRACE)
 		put(w->trace, TEV_RESUME, (uintptr_t)self, fn, 0, weft_now());
 	if (obs & OBS_HOOK)
-		hook(w->pool, WEFT_TASK_RESUMED, t, fn, arg, (int)w->index);
+		weft__obs_hook(w->pool->o, WEFT_TASK_RESUMED, t, fn, arg,
+			       (int)w->index);
 }
 
 void weft__obs_park(struct weft__worker *w, bool wake)
@@ -398,7 +395,8 @@ WEFT_API int weft_pool_stats(struct weft_pool *pool,
 				    : 0;
 	out->blocking_in_flight = io.blocking_in_flight;
 	out->blocking_threads = io.blocking_threads;
-	return pool->stats_on ? 0 : -ENOTSUP;
+	/* Every worker has the same setting (weft__obs_init()). */
+	return pool->workers[0].stats_on ? 0 : -ENOTSUP;
 }
 
 /* ---- the JSON writer --------------------------------------------------- */

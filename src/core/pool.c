@@ -361,20 +361,18 @@ void weft__worker_process(struct weft__worker *w, struct weft_future *f)
 		struct weft__frame *fr =
 			(struct weft__frame *)((uintptr_t)f & ~FRAME_TAG);
 
-		WEFT__STAT_INC(w, tasks_run);
-		if (__builtin_expect(w->pool->obs != 0, 0)) {
-			/* The frame may be gone once it has run (its owner
-			 * goes on): keep what the finished event needs. */
-			void *fn = (void *)fr->fn, *arg = fr->arg;
+		/* The frame may be gone once it has run (its owner goes
+		 * on): keep what the finished event needs. */
+		void *fn = (void *)fr->fn, *arg = fr->arg;
+		bool obs = __builtin_expect(w->pool->obs != 0, 0);
 
+		WEFT__STAT_INC(w, tasks_run);
+		if (obs)
 			weft__obs_started(w, NULL, fn, arg);
-			weft__frame_run(fr);
-			w = weft__current_worker();
+		weft__frame_run(fr);
+		w = weft__current_worker();
+		if (obs)
 			weft__obs_finished(w, NULL, fn, arg, true);
-		} else {
-			weft__frame_run(fr);
-			w = weft__current_worker();
-		}
 		WEFT__STAT_INC(w, tasks_completed);
 		return;
 	}

@@ -102,11 +102,10 @@ struct weft_pool {
 	struct weft__io *io; /* timers and I/O */
 	_Atomic size_t stack_bytes; /* of every fiber mapped (stats) */
 	/* Observability (core/obs.h): OBS_* bits, tested on the hot paths
-	 * (0 unless hooks, a trace or slow-task reports are on); the state
-	 * behind them; and !no_stats. */
+	 * (0 unless hooks, a trace or slow-task reports are on), and the
+	 * state behind them. (!no_stats is each worker's stats_on.) */
 	uint32_t obs;
 	struct weft__obs *o;
-	bool stats_on;
 	bool fibers_ready; /* fibers and the io thread initialised */
 };
 
